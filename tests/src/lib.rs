@@ -1,1 +1,6 @@
+//! Shared test support: the repository contract suite that every store adapter must pass,
+//! and a client that drives the real HTTP app.
 
+pub mod contract;
+pub mod http;
+pub mod records;
