@@ -3,4 +3,5 @@
 
 pub mod contract;
 pub mod http;
+pub mod http_suite;
 pub mod records;

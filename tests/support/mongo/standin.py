@@ -2,8 +2,9 @@
 
 No mongod package and no Docker engine exist on the project's machines, so the tests talk to
 `mongoeco` (PyPI), an in-memory server that answers real MongoDB drivers over TCP. This script
-starts it, corrects the one reply shape the Rust driver rejects, announces the URI, and serves
-until it receives SIGTERM or SIGINT.
+starts it, works around the few places where it differs from MongoDB's documented behaviour
+(each patch below says which), announces the URI, and serves until it receives SIGTERM or
+SIGINT.
 
     python standin.py [--host 127.0.0.1] [--port 0] [--uri-file PATH]
     python standin.py --check URI      # exit 0 when a server at URI answers `ping`
@@ -49,6 +50,151 @@ def coerce_cursor_ids_to_int64() -> None:
     WireCursorStore.get_more = wrap(WireCursorStore.get_more)
 
 
+def plain_int(value):
+    """The Python int behind mongoeco's BsonInt64 wrapper; other values unchanged."""
+    from mongoeco.core.bson_scalars import BsonInt64
+
+    return value.value if isinstance(value, BsonInt64) else value
+
+
+# Top-level command options that MongoDB accepts as any integer type.
+INTEGER_OPTIONS = ("limit", "skip", "batchSize", "maxTimeMS")
+
+
+def accept_int64_command_options() -> None:
+    """Lets `find` and friends take Int64 options, as MongoDB does.
+
+    mongoeco decodes BSON Int64 into a wrapper object and then rejects it where it wants an
+    int: `find` with `limit: Int64(1)` (what the Rust driver's `find_one` sends) fails with
+    "limit must be a non-negative integer". Only top-level options are unwrapped; documents
+    and filters keep their BSON types.
+    """
+    from mongoeco.wire.executor import WireCommandExecutor
+
+    original = WireCommandExecutor._build_request_context
+
+    @functools.wraps(original)
+    def build(self, body, *args, **kwargs):
+        if isinstance(body, dict):
+            body = dict(body)
+            for option in INTEGER_OPTIONS:
+                if option in body:
+                    body[option] = plain_int(body[option])
+            cursor = body.get("cursor")
+            if isinstance(cursor, dict) and "batchSize" in cursor:
+                body["cursor"] = {**cursor, "batchSize": plain_int(cursor["batchSize"])}
+        return original(self, body, *args, **kwargs)
+
+    WireCommandExecutor._build_request_context = build
+
+
+def emulate_coll_mod_of_ttl() -> None:
+    """Answers `collMod` with `index: {name | keyPattern, expireAfterSeconds}`.
+
+    mongoeco does not know `collMod` ("unsupported wire command: collMod"); MongoDB uses it
+    to change a TTL index's `expireAfterSeconds` in place. The emulation drops the index and
+    creates it again with the same specification and the new value, and replies as MongoDB
+    does (`expireAfterSeconds_old`, `expireAfterSeconds_new`). Any other `collMod` is refused.
+    """
+    from mongoeco.errors import OperationFailure
+    from mongoeco.wire.capabilities import resolve_wire_command_capability
+    from mongoeco.wire.executor import WireCommandExecutor
+    from mongoeco.wire.requests import WireRequestContext
+
+    internal_keys = {"$db", "$readPreference", "$clusterTime", "lsid", "txnNumber"}
+    original_build = WireCommandExecutor._build_request_context
+    original_execute = WireCommandExecutor.execute_prepared
+
+    @functools.wraps(original_build)
+    def build(self, body, *, connection, db_name=None, on_normalized=None):
+        if not (isinstance(body, dict) and next(iter(body), None) == "collMod"):
+            return original_build(
+                self, body, connection=connection, db_name=db_name, on_normalized=on_normalized
+            )
+        return WireRequestContext(
+            db_name=db_name or body.get("$db"),
+            command_name="collMod",
+            command_document={k: v for k, v in body.items() if k not in internal_keys},
+            raw_body=body,
+            capability=resolve_wire_command_capability("collMod"),
+            connection=connection,
+        )
+
+    @functools.wraps(original_execute)
+    async def execute(self, context):
+        if context.command_name != "collMod":
+            return await original_execute(self, context)
+        return await coll_mod(self._client.get_database(context.db_name), context.command_document)
+
+    async def coll_mod(database, command):
+        collection = command.get("collMod")
+        index = command.get("index")
+        unknown = set(command) - {"collMod", "index", "comment", "writeConcern"}
+        if (
+            not isinstance(collection, str)
+            or not isinstance(index, dict)
+            or unknown
+            or "expireAfterSeconds" not in index
+            or set(index) - {"name", "keyPattern", "expireAfterSeconds"}
+        ):
+            raise OperationFailure(
+                "the stand-in's collMod only changes an index's expireAfterSeconds", code=72
+            )
+        listing = await database.command({"listIndexes": collection})
+        specs = listing["cursor"]["firstBatch"]
+        wanted_keys = index.get("keyPattern")
+        spec = next(
+            (
+                spec
+                for spec in specs
+                if spec.get("name") == index.get("name")
+                or (wanted_keys is not None and dict(spec.get("key", {})) == dict(wanted_keys))
+            ),
+            None,
+        )
+        if spec is None:
+            raise OperationFailure(f"cannot find index {index!r} of {collection}", code=27)
+
+        new = plain_int(index["expireAfterSeconds"])
+        old = plain_int(spec.get("expireAfterSeconds"))
+        if old == new:
+            return {"ok": 1.0}
+        recreated = {k: v for k, v in spec.items() if k not in ("v", "ns")}
+        recreated["expireAfterSeconds"] = new
+        await database.command({"dropIndexes": collection, "index": spec["name"]})
+        await database.command({"createIndexes": collection, "indexes": [recreated]})
+        reply = {"expireAfterSeconds_new": new, "ok": 1.0}
+        if old is not None:
+            reply = {"expireAfterSeconds_old": old, **reply}
+        return reply
+
+    WireCommandExecutor._build_request_context = build
+    WireCommandExecutor.execute_prepared = execute
+
+
+def give_every_error_a_code() -> None:
+    """Adds the `code` that MongoDB puts in every command error.
+
+    mongoeco leaves it out of some errors ("unsupported wire command: ..."), and the Rust
+    driver then cannot read the reply at all ("missing field `code`"), which hides the
+    message. Unknown commands get 59 (CommandNotFound), anything else 8 (UnknownError).
+    """
+    from mongoeco.wire.executor import WireCommandExecutor
+
+    original = WireCommandExecutor.error_document
+
+    @functools.wraps(original)
+    def error_document(exc):
+        document = original(exc)
+        if document.get("ok") == 0 and "code" not in document:
+            unsupported = "unsupported wire command" in str(document.get("errmsg", ""))
+            document["code"] = 59 if unsupported else 8
+            document["codeName"] = "CommandNotFound" if unsupported else "UnknownError"
+        return document
+
+    WireCommandExecutor.error_document = staticmethod(error_document)
+
+
 def announce(uri: str, uri_file: str | None) -> None:
     """Prints the URI, or writes it atomically so a reader never sees half a line."""
     if uri_file is None:
@@ -64,6 +210,9 @@ async def serve(host: str, port: int, uri_file: str | None) -> None:
     from mongoeco.wire import AsyncMongoEcoProxyServer
 
     coerce_cursor_ids_to_int64()
+    accept_int64_command_options()
+    emulate_coll_mod_of_ttl()
+    give_every_error_a_code()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
