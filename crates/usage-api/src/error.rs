@@ -114,12 +114,12 @@ impl ResponseError for ApiError {
 
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
-        let ServiceError::Storage(storage) = &error;
         // The cause chain goes to the log; the client gets the short message.
         tracing::error!(error = %error_chain(&error), "storage failure");
-        match storage {
-            RepositoryError::Unavailable(_) => Self::StorageUnavailable,
-            RepositoryError::Internal(_) => Self::Internal,
+        match error {
+            ServiceError::NotStored(_) => Self::StorageUnavailable,
+            ServiceError::Storage(RepositoryError::Unavailable(_)) => Self::StorageUnavailable,
+            ServiceError::Storage(RepositoryError::Internal(_)) => Self::Internal,
         }
     }
 }
@@ -168,5 +168,10 @@ mod tests {
         ));
         let internal = ServiceError::Storage(RepositoryError::internal("bad row"));
         assert!(matches!(ApiError::from(internal), ApiError::Internal));
+        let not_stored = ServiceError::NotStored(RepositoryError::internal("write refused"));
+        assert!(
+            matches!(ApiError::from(not_stored), ApiError::StorageUnavailable),
+            "a failed insert is always worth a retry"
+        );
     }
 }

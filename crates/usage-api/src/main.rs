@@ -61,7 +61,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         let repository = startup::open_store(&store, retention)
             .await
             .context("while opening the store")?;
-        let authenticator = startup::authenticator(&settings)?;
+        let authenticator = usage_api::auth::from_settings(&settings)?;
         let application =
             Application::build(&settings, repository, authenticator, Arc::new(SystemClock))?;
         application

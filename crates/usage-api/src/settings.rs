@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use config::{Config, File, FileFormat};
 use serde::Deserialize;
+use usage_domain::Retention;
 use validator::Validate;
 
 /// Prefix of every environment variable the service reads.
@@ -76,7 +77,7 @@ pub struct Settings {
     #[validate(range(max = 600))]
     pub jwt_leeway_seconds: u64,
     pub jwt_require_exp: bool,
-    #[validate(range(min = 1, max = 36_500))]
+    #[validate(range(min = 1, max = Retention::MAX_DAYS))]
     pub retention_days: u32,
     #[validate(range(min = 1_024, max = 1_073_741_824))]
     pub max_body_bytes: usize,

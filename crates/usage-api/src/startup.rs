@@ -3,7 +3,7 @@
 //! This is the only place that names concrete adapters; everything else sees the port.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,18 +14,17 @@ use actix_web::web::{self, Data};
 use actix_web::{App, HttpServer};
 use tracing_actix_web::TracingLogger;
 use usage_domain::{Clock, Retention, UsageRepository, UsageService};
+use usage_mongo::MongoUsageRepository;
 use usage_sqlite::SqliteUsageRepository;
 
-use crate::auth::{Authenticator, ClaimRules, TokenRequest, mint_hs256};
+use crate::auth::Authenticator;
 use crate::error::error_chain;
 use crate::routes;
-use crate::settings::{Secret, Settings};
+use crate::settings::Settings;
 use crate::telemetry::{RequestSpan, echo_request_id};
 
 /// How long a client may take to send its request head.
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a development token stays valid.
-const DEV_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// What the handlers share.
 #[derive(Debug)]
@@ -53,23 +52,12 @@ pub enum StoreUrl {
 pub enum StartupError {
     #[error("database URL must start with sqlite://, mongodb:// or mongodb+srv://")]
     UnsupportedDatabaseUrl,
-    #[error("MongoDB storage is not available in this build")]
-    MongoUnavailable,
     #[error(transparent)]
     Sqlite(#[from] usage_sqlite::SqliteSetupError),
-    #[error(
-        "no token key is configured: set USAGE_JWT_SECRET (or bind to a loopback address \
-         for local development)"
-    )]
-    NoKey,
-    #[error("USAGE_JWT_JWKS_URL is not supported by this version; use USAGE_JWT_SECRET")]
-    JwksUnsupported,
-    #[error("cannot write the development token to {path}")]
-    DevToken {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Mongo(#[from] usage_mongo::MongoSetupError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthSetupError),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -95,87 +83,21 @@ impl StoreUrl {
 }
 
 /// Opens the store named by `url`, creating what it needs.
+///
+/// An unreachable MongoDB server fails here after the driver's server selection timeout
+/// (5 seconds unless the URI sets `serverSelectionTimeoutMS`): the process exits non-zero
+/// and its supervisor restarts it, rather than it serving nothing but errors.
 pub async fn open_store(
     url: &StoreUrl,
-    _retention: Retention,
+    retention: Retention,
 ) -> Result<Arc<dyn UsageRepository>, StartupError> {
     match url {
         // Opening blocks briefly; nothing else runs yet at start-up.
         StoreUrl::Sqlite(path) => Ok(Arc::new(SqliteUsageRepository::open(path)?)),
-        StoreUrl::Mongo(_) => Err(StartupError::MongoUnavailable),
+        StoreUrl::Mongo(uri) => Ok(Arc::new(
+            MongoUsageRepository::connect(uri, retention).await?,
+        )),
     }
-}
-
-/// The verifier the settings ask for. With no key at all, a loopback-only development mode
-/// signs with a random secret and writes a token to `dev_token_file`.
-pub fn authenticator(settings: &Settings) -> Result<Authenticator, StartupError> {
-    let rules = ClaimRules {
-        issuer: settings.jwt_issuer.clone(),
-        audience: settings.jwt_audience.clone(),
-        leeway_seconds: settings.jwt_leeway_seconds,
-        require_exp: settings.jwt_require_exp,
-        ..ClaimRules::default()
-    };
-    if let Some(secret) = &settings.jwt_secret {
-        return Ok(Authenticator::shared_secret(secret, rules));
-    }
-    if settings.jwt_jwks_url.is_some() {
-        return Err(StartupError::JwksUnsupported);
-    }
-    if !settings.http_addr.ip().is_loopback() {
-        return Err(StartupError::NoKey);
-    }
-    let secret = Secret::new(random_secret());
-    let mut request = TokenRequest::new("dev-user", DEV_TOKEN_TTL);
-    request.issuer = rules.issuer.clone();
-    request.audience = rules.audience.clone();
-    write_dev_token(&settings.dev_token_file, &secret, &request)?;
-    tracing::warn!(
-        token_file = %settings.dev_token_file.display(),
-        "DEVELOPMENT MODE: no USAGE_JWT_SECRET or USAGE_JWT_JWKS_URL is set. Tokens are signed \
-         with a random secret that lives until this process stops. A token for user \
-         'dev-user' is in the token file: curl -H \"Authorization: Bearer $(cat <token file>)\". \
-         Never run like this in production."
-    );
-    Ok(Authenticator::shared_secret(&secret, rules))
-}
-
-fn random_secret() -> String {
-    use rand::Rng;
-    let bytes: [u8; 32] = rand::rng().random();
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn write_dev_token(
-    path: &Path,
-    secret: &Secret,
-    request: &TokenRequest,
-) -> Result<(), StartupError> {
-    let failed = |source| StartupError::DevToken {
-        path: path.to_owned(),
-        source,
-    };
-    let token =
-        mint_hs256(secret, request).map_err(|error| failed(std::io::Error::other(error)))?;
-    if let Some(parent) = path
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(parent).map_err(failed)?;
-    }
-    std::fs::write(path, format!("{token}\n")).map_err(failed)?;
-    restrict_to_owner(path).map_err(failed)
-}
-
-#[cfg(unix)]
-fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-}
-
-#[cfg(not(unix))]
-fn restrict_to_owner(_path: &Path) -> std::io::Result<()> {
-    Ok(())
 }
 
 /// A bound, not yet running, server with its background purge.
@@ -301,20 +223,5 @@ mod tests {
         );
         assert!(StoreUrl::parse("postgres://localhost/usage").is_err());
         assert!(StoreUrl::parse("sqlite://").is_err());
-    }
-
-    #[test]
-    fn without_a_key_only_loopback_addresses_may_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings {
-            dev_token_file: dir.path().join("token.txt"),
-            ..Settings::default()
-        };
-        assert!(authenticator(&settings).is_ok());
-        let token = std::fs::read_to_string(&settings.dev_token_file).unwrap();
-        assert_eq!(token.trim().split('.').count(), 3, "a JWT was written");
-
-        settings.http_addr = SocketAddr::from(([0, 0, 0, 0], 8080));
-        assert!(matches!(authenticator(&settings), Err(StartupError::NoKey)));
     }
 }

@@ -23,8 +23,8 @@ pub struct Retention {
 
 impl Retention {
     pub const DEFAULT_DAYS: u32 = 90;
-    /// A hundred years; longer is a configuration mistake.
-    pub const MAX_DAYS: u32 = 36_500;
+    /// About 68 years: the longest TTL a MongoDB index can hold (a 32-bit count of seconds).
+    pub const MAX_DAYS: u32 = 24_855;
 
     /// `None` unless `days` is between 1 and [`Self::MAX_DAYS`].
     pub fn days(days: u32) -> Option<Self> {
@@ -64,8 +64,13 @@ pub struct SyncReport {
 /// A use case failed for a reason the caller cannot fix by changing the request.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    /// A read failed.
     #[error(transparent)]
     Storage(#[from] RepositoryError),
+    /// A batch was not (wholly) stored. Whatever the cause, a retry is safe and may succeed,
+    /// because inserts are deduplicated: callers should answer "retry later".
+    #[error("the batch was not stored")]
+    NotStored(#[source] RepositoryError),
 }
 
 /// The usage service: domain rules in front of a [`UsageRepository`].
@@ -111,7 +116,10 @@ impl UsageService {
         let synced = if batch.records.is_empty() {
             0
         } else {
-            self.repository.insert_new(user, &batch.records).await?
+            self.repository
+                .insert_new(user, &batch.records)
+                .await
+                .map_err(ServiceError::NotStored)?
         };
         let report = SyncReport {
             synced,
@@ -264,7 +272,7 @@ mod tests {
 
         assert!(matches!(
             error,
-            ServiceError::Storage(RepositoryError::Unavailable(_))
+            ServiceError::NotStored(RepositoryError::Unavailable(_))
         ));
     }
 

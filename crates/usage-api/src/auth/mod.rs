@@ -6,6 +6,7 @@
 
 pub mod middleware;
 mod rejection;
+mod setup;
 mod token;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use serde_json::Value;
 use usage_domain::UserId;
 
 pub use rejection::Rejection;
+pub use setup::{AuthSetupError, from_settings};
 pub use token::{TokenRequest, mint_hs256};
 
 use crate::settings::Secret;
