@@ -6,7 +6,10 @@
 use std::sync::Arc;
 
 use chrono::TimeDelta;
-use usage_domain::{StatsWindows, TimeRange, UsageRepository, UsageStats, WeekStart, WindowTotals};
+use usage_domain::{
+    ExecutionMode, ExportCursor, StatsWindows, TimeRange, UsageRecord, UsageRepository, UsageStats,
+    WeekStart, WindowTotals,
+};
 
 use crate::records::{failed, record, user, utc, with_model};
 
@@ -28,6 +31,10 @@ macro_rules! repository_contract {
             window_totals_are_zero_without_records,
             delete_older_than_removes_only_older_records,
             ping_succeeds_on_a_working_store,
+            export_pages_follow_timestamp_then_id_order_without_gaps_or_repeats,
+            export_pages_hold_only_the_users_records_in_the_inclusive_range,
+            exported_records_read_back_every_stored_field,
+            delete_user_erases_only_that_users_records,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
@@ -291,4 +298,125 @@ pub async fn delete_older_than_removes_only_older_records(repository: Repository
 
 pub async fn ping_succeeds_on_a_working_store(repository: Repository) {
     repository.ping().await.expect("a fresh store answers");
+}
+
+/// Every page of `user`'s records in `range`, following cursors, `size` records at a time.
+async fn export_all(
+    repository: &Repository,
+    name: &str,
+    range: TimeRange,
+    size: u32,
+) -> Vec<UsageRecord> {
+    let mut records: Vec<UsageRecord> = Vec::new();
+    loop {
+        let after = records.last().map(ExportCursor::after);
+        let page = repository
+            .export_page(&user(name), range, after, size)
+            .await
+            .expect("export works");
+        assert!(
+            page.len() <= size as usize,
+            "a page never exceeds its limit"
+        );
+        let last = page.len() < size as usize;
+        records.extend(page);
+        if last {
+            return records;
+        }
+    }
+}
+
+fn ids(records: &[UsageRecord]) -> Vec<&str> {
+    records.iter().map(|record| record.id.as_str()).collect()
+}
+
+pub async fn export_pages_follow_timestamp_then_id_order_without_gaps_or_repeats(
+    repository: Repository,
+) {
+    let early = utc(2026, 12, 1, 9, 0);
+    let late = utc(2026, 12, 1, 10, 0);
+    // Ties on the timestamp are ordered by id, byte by byte ("B" < "a" < "b").
+    let records = [
+        record("b", late),
+        record("z", early),
+        record("a", late),
+        record("B", late),
+        record("c", early),
+        record("a-2", late),
+        record("d", utc(2026, 12, 1, 11, 0)),
+    ];
+    repository
+        .insert_new(&user("alice"), &records)
+        .await
+        .unwrap();
+
+    let expected = ["c", "z", "B", "a", "a-2", "b", "d"];
+    for size in [1, 2, 3, 7, 100] {
+        let exported = export_all(&repository, "alice", everything(), size).await;
+        assert_eq!(ids(&exported), expected, "pages of {size}");
+    }
+}
+
+pub async fn export_pages_hold_only_the_users_records_in_the_inclusive_range(
+    repository: Repository,
+) {
+    let start = utc(2026, 12, 1, 0, 0);
+    let end = utc(2026, 12, 2, 0, 0);
+    let one_ms = TimeDelta::milliseconds(1);
+    let alice = [
+        record("before", start - one_ms),
+        record("at-start", start),
+        record("at-end", end),
+        record("after", end + one_ms),
+    ];
+    repository.insert_new(&user("alice"), &alice).await.unwrap();
+    let bob = [record("bob-1", start), record("at-end", end)];
+    repository.insert_new(&user("bob"), &bob).await.unwrap();
+
+    let range = TimeRange { start, end };
+    let exported = export_all(&repository, "alice", range, 1).await;
+    assert_eq!(ids(&exported), ["at-start", "at-end"]);
+    let nobody = export_all(&repository, "carol", everything(), 10).await;
+    assert!(nobody.is_empty(), "a user without records exports nothing");
+}
+
+pub async fn exported_records_read_back_every_stored_field(repository: Repository) {
+    let mut remote = failed(with_model(
+        record("full", utc(2026, 12, 1, 9, 30)),
+        "anthropic",
+        "claude-sonnet",
+    ));
+    remote.execution_mode = ExecutionMode::Remote;
+    remote.context = Some("notes/é.md".into());
+    remote.has_response = false;
+    remote.duration_ms = 12.0;
+    let plain = record("plain", utc(2026, 12, 1, 9, 31));
+    repository
+        .insert_new(&user("alice"), &[remote.clone(), plain.clone()])
+        .await
+        .unwrap();
+
+    let exported = export_all(&repository, "alice", everything(), 10).await;
+    assert_eq!(exported, [remote, plain]);
+}
+
+pub async fn delete_user_erases_only_that_users_records(repository: Repository) {
+    let at = utc(2026, 12, 1, 10, 0);
+    let alice = [record("a", at), record("b", at), record("c", at)];
+    repository.insert_new(&user("alice"), &alice).await.unwrap();
+    let bob = [record("a", at), record("x", at)];
+    repository.insert_new(&user("bob"), &bob).await.unwrap();
+
+    assert_eq!(repository.delete_user(&user("alice")).await.unwrap(), 3);
+    assert_eq!(repository.delete_user(&user("alice")).await.unwrap(), 0);
+    assert_eq!(total_executions(&repository, "alice").await, 0);
+    assert_eq!(total_executions(&repository, "bob").await, 2);
+    assert_eq!(
+        repository
+            .insert_new(&user("alice"), &alice[..1])
+            .await
+            .unwrap(),
+        1,
+        "an erased id can be stored again"
+    );
 }

@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod clock;
+pub mod export;
 pub mod incoming;
 pub mod query;
 pub mod record;
@@ -19,6 +20,7 @@ pub mod window;
 
 pub use batch::{Batch, RejectedRecord};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use export::{ExportCursor, ExportPages};
 pub use query::{QueryError, StatsQuery, SummaryQuery, WeekStart};
 pub use record::{
     ExecutionId, ExecutionMode, Model, Provider, RecordError, TokenUsage, UsageRecord,

@@ -37,6 +37,32 @@ pub enum RecordError {
     TooFarInFuture,
 }
 
+impl RecordError {
+    /// A stable, low-cardinality label per variant, for metrics and tallies.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotAnObject => "not_an_object",
+            Self::Malformed(_) => "malformed",
+            Self::Missing(_) => "missing",
+            Self::TooLong { .. } => "too_long",
+            Self::WrongType { .. } => "wrong_type",
+            Self::TooOld { .. } => "too_old",
+            Self::TooFarInFuture => "too_far_in_future",
+        }
+    }
+
+    /// Every label [`Self::kind`] can return, so metrics can show zeros before any rejection.
+    pub const KINDS: [&'static str; 7] = [
+        "not_an_object",
+        "malformed",
+        "missing",
+        "too_long",
+        "wrong_type",
+        "too_old",
+        "too_far_in_future",
+    ];
+}
+
 /// Declares a non-empty string newtype with a character limit, parsed from client input.
 macro_rules! bounded_text {
     ($(#[$doc:meta])* $name:ident, field = $field:literal, max = $max:literal) => {

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use crate::export::ExportCursor;
 use crate::record::UsageRecord;
 use crate::stats::{StatsWindows, UsageStats};
 use crate::summary::SummaryGroup;
@@ -69,6 +70,27 @@ pub trait UsageRepository: Send + Sync + std::fmt::Debug {
         user: &UserId,
         windows: StatsWindows,
     ) -> Result<UsageStats, RepositoryError>;
+
+    /// Up to `limit` of `user`'s records with a timestamp in `range`, in ascending order of
+    /// `(timestamp, execution id)`, ids compared by their UTF-8 bytes.
+    ///
+    /// With `after`, only records strictly after that position are returned, so a caller
+    /// pages through a large export with bounded memory by passing the position of the last
+    /// record of the previous page ([`ExportCursor::after`]). Fewer than `limit` records
+    /// (possibly none) means there are no more. Records stored or deleted between pages may
+    /// or may not appear; no record appears twice.
+    async fn export_page(
+        &self,
+        user: &UserId,
+        range: TimeRange,
+        after: Option<ExportCursor>,
+        limit: u32,
+    ) -> Result<Vec<UsageRecord>, RepositoryError>;
+
+    /// Deletes every record of `user`, whatever its timestamp, and returns how many; 0 for a
+    /// user with no records. Other users' records are untouched. Deleted ids may be stored
+    /// again later, as new records.
+    async fn delete_user(&self, user: &UserId) -> Result<u64, RepositoryError>;
 
     /// Deletes every user's records with a timestamp before `cutoff`; returns how many.
     async fn delete_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, RepositoryError>;

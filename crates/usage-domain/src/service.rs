@@ -1,4 +1,5 @@
-//! The use cases the routes call: sync a batch, read the summary, read the stats, purge.
+//! The use cases the routes call: sync a batch, read the summary and stats, export or erase a
+//! user's records, purge expired ones.
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use tracing::{debug, instrument};
 
 use crate::batch::{Batch, RejectedRecord};
 use crate::clock::Clock;
+use crate::export::ExportPages;
 use crate::incoming::Acceptance;
 use crate::query::{StatsQuery, SummaryQuery};
 use crate::repository::{RepositoryError, UsageRepository};
@@ -98,6 +100,10 @@ impl UsageService {
         self.retention
     }
 
+    pub(crate) fn repository(&self) -> &dyn UsageRepository {
+        self.repository.as_ref()
+    }
+
     /// Reads every record of a batch on its own, against the current time and retention.
     pub fn parse_batch<'a>(&self, texts: impl IntoIterator<Item = &'a str>) -> Batch {
         let now = self.clock.now();
@@ -142,18 +148,38 @@ impl UsageService {
         user: &UserId,
         query: SummaryQuery,
     ) -> Result<UsageSummary, ServiceError> {
-        let oldest = self.retention.oldest_kept(self.clock.now());
-        let start = query.start.map_or(oldest, |start| start.max(oldest));
-        let end = query.end.unwrap_or_else(far_future);
-        if start > end {
+        let Some(range) = self.kept_range(&query) else {
             return Ok(UsageSummary::default());
-        }
-        let range = TimeRange { start, end };
+        };
         let groups = self
             .repository
             .summary_groups(user, range, query.tz)
             .await?;
         Ok(UsageSummary::from_groups(groups))
+    }
+
+    /// `user`'s records in the query's range, never older than retention, as pages of at most
+    /// `page_size` records in ascending `(timestamp, id)` order. Nothing is read until the
+    /// first [`ExportPages::next_page`].
+    pub fn export(&self, user: &UserId, query: SummaryQuery, page_size: u32) -> ExportPages {
+        let range = self.kept_range(&query);
+        ExportPages::new(self.clone(), user.clone(), range, page_size)
+    }
+
+    /// Erases every record of `user` (the right to erasure) and returns how many there were.
+    #[instrument(skip_all, fields(user = %user))]
+    pub async fn erase(&self, user: &UserId) -> Result<u64, ServiceError> {
+        let deleted = self.repository.delete_user(user).await?;
+        debug!(deleted, "user's records erased");
+        Ok(deleted)
+    }
+
+    /// The query's inclusive range, its start clamped to retention; `None` when empty.
+    fn kept_range(&self, query: &SummaryQuery) -> Option<TimeRange> {
+        let oldest = self.retention.oldest_kept(self.clock.now());
+        let start = query.start.map_or(oldest, |start| start.max(oldest));
+        let end = query.end.unwrap_or_else(far_future);
+        (start <= end).then_some(TimeRange { start, end })
     }
 
     /// Today, this week and this month in the query's time zone, up to now.
@@ -338,6 +364,68 @@ mod tests {
             .times(1)
             .returning(|_| Ok(7));
         assert_eq!(service(repository).purge_expired().await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn an_export_pages_from_the_retention_edge_until_a_short_page() {
+        let oldest = now() - TimeDelta::days(90);
+        let at = now() - TimeDelta::hours(1);
+        let page = |ids: &[&str]| -> Vec<crate::UsageRecord> {
+            let texts: Vec<String> = ids
+                .iter()
+                .map(|id| format!(r#"{{"id": "{id}", "provider": "p", "model": "m"}}"#))
+                .collect();
+            let mut batch =
+                service(MockUsageRepository::new()).parse_batch(texts.iter().map(String::as_str));
+            for record in &mut batch.records {
+                record.timestamp = at;
+            }
+            batch.records
+        };
+        let (first, second) = (page(&["a", "b"]), page(&["c"]));
+        let mut repository = MockUsageRepository::new();
+        let mut sequence = mockall::Sequence::new();
+        repository
+            .expect_export_page()
+            .withf(move |_, range, after, limit| {
+                range.start == oldest && after.is_none() && *limit == 2
+            })
+            .times(1)
+            .in_sequence(&mut sequence)
+            .return_once(move |_, _, _, _| Ok(first));
+        repository
+            .expect_export_page()
+            .withf(|_, _, after, _| after.as_ref().map(|a| a.id.as_str()) == Some("b"))
+            .times(1)
+            .in_sequence(&mut sequence)
+            .return_once(move |_, _, _, _| Ok(second));
+        let query = SummaryQuery::parse(Some("2000-01-01"), None, None).unwrap();
+        let mut pages = service(repository).export(&user(), query, 2);
+
+        assert_eq!(pages.next_page().await.unwrap().map(|p| p.len()), Some(2));
+        assert_eq!(pages.next_page().await.unwrap().map(|p| p.len()), Some(1));
+        assert!(
+            pages.next_page().await.unwrap().is_none(),
+            "a short page ends it"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_export_wholly_before_retention_reads_nothing() {
+        let query = SummaryQuery::parse(Some("2000-01-01"), Some("2000-01-02"), None).unwrap();
+        let mut pages = service(MockUsageRepository::new()).export(&user(), query, 10);
+        assert!(pages.next_page().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn erase_deletes_only_the_callers_records() {
+        let mut repository = MockUsageRepository::new();
+        repository
+            .expect_delete_user()
+            .withf(|user| user.as_str() == "alice")
+            .times(1)
+            .returning(|_| Ok(4));
+        assert_eq!(service(repository).erase(&user()).await.unwrap(), 4);
     }
 
     #[test]

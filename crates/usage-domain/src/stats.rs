@@ -9,6 +9,7 @@ use crate::window::{local_date, start_of_day};
 
 /// Totals of one window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WindowTotals {
     pub executions: u64,
     pub tokens: u64,
@@ -18,6 +19,7 @@ pub struct WindowTotals {
 /// The body of `stats`, as the dashboard reads it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageStats {
     pub today: WindowTotals,
     pub this_week: WindowTotals,

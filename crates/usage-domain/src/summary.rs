@@ -24,6 +24,7 @@ pub struct SummaryGroup {
 /// The client's `UsageSummary`, field for field.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageSummary {
     pub total_executions: u64,
     pub total_tokens: u64,
@@ -37,6 +38,7 @@ pub struct UsageSummary {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProviderSummary {
     pub executions: u64,
     pub tokens: u64,
@@ -45,6 +47,7 @@ pub struct ProviderSummary {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DaySummary {
     pub executions: u64,
     pub tokens: u64,

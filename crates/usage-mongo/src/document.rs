@@ -1,4 +1,4 @@
-//! The one place that turns a record into a `usages` document, and reads numbers back.
+//! The one place that turns a record into a `usages` document, and reads one back.
 //!
 //! - `userId`, `executionId`: strings, the owner and the client's id, unique together;
 //! - `timestamp`, `createdAt`, `updatedAt`: BSON dates, because a TTL index and
@@ -13,7 +13,7 @@
 
 use chrono::{DateTime, Utc};
 use mongodb::bson::{self, Bson, Document, doc};
-use usage_domain::{UsageRecord, UserId};
+use usage_domain::{ExecutionId, ExecutionMode, Model, Provider, TokenUsage, UsageRecord, UserId};
 
 /// The server's duplicate key error code.
 pub(crate) const DUPLICATE_KEY: i32 = 11_000;
@@ -71,6 +71,72 @@ pub(crate) enum DecodeError {
     NotAnArray(String),
     #[error("the aggregation returned no document")]
     NoResult,
+    #[error("`{0}` is not a date")]
+    NotADate(String),
+    #[error("`{0}` is not a boolean")]
+    NotABool(String),
+    #[error("`{field}` holds a value the service would not store: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+/// Reads a stored `usages` document back as the record it was written from.
+pub(crate) fn usage_record(document: &Document) -> Result<UsageRecord, DecodeError> {
+    let invalid = |field: &str| {
+        let field = field.to_owned();
+        move |error: usage_domain::RecordError| DecodeError::Invalid {
+            field,
+            reason: error.to_string(),
+        }
+    };
+    let timestamp = document
+        .get_datetime("timestamp")
+        .ok()
+        .and_then(|at| DateTime::from_timestamp_millis(at.timestamp_millis()))
+        .ok_or_else(|| DecodeError::NotADate("timestamp".into()))?;
+    let mode = read_str(document, "executionMode")?;
+    Ok(UsageRecord {
+        id: ExecutionId::parse(read_str(document, "executionId")?)
+            .map_err(invalid("executionId"))?,
+        timestamp,
+        provider: Provider::parse(read_str(document, "provider")?).map_err(invalid("provider"))?,
+        model: Model::parse(read_str(document, "model")?).map_err(invalid("model"))?,
+        tokens: TokenUsage::new(
+            read_count(document, "promptTokens")?,
+            read_count(document, "completionTokens")?,
+            read_count(document, "totalTokens")?,
+        ),
+        duration_ms: read_number(document, "duration")?,
+        success: read_bool(document, "success")?,
+        error: optional_str(document, "error")?,
+        execution_mode: ExecutionMode::parse(mode).unwrap_or_default(),
+        context: optional_str(document, "context")?,
+        has_compiled_prompt: read_bool(document, "hasCompiledPrompt")?,
+        has_response: read_bool(document, "hasResponse")?,
+    })
+}
+
+/// A number the server may hand back as Double, or as an integer for a whole value.
+fn read_number(document: &Document, field: &str) -> Result<f64, DecodeError> {
+    match document.get(field) {
+        Some(Bson::Double(number)) => Ok(*number),
+        Some(Bson::Int32(number)) => Ok(f64::from(*number)),
+        Some(Bson::Int64(number)) => Ok(*number as f64),
+        _ => Err(DecodeError::NotACount(field.to_owned())),
+    }
+}
+
+fn read_bool(document: &Document, field: &str) -> Result<bool, DecodeError> {
+    document
+        .get_bool(field)
+        .map_err(|_| DecodeError::NotABool(field.to_owned()))
+}
+
+fn optional_str(document: &Document, field: &str) -> Result<Option<String>, DecodeError> {
+    match document.get(field) {
+        None | Some(Bson::Null) => Ok(None),
+        Some(Bson::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(DecodeError::NotAString(field.to_owned())),
+    }
 }
 
 /// Reads a count that the server may send as Int32, Int64 or Double, whichever it chose for
@@ -149,6 +215,13 @@ mod tests {
             !document.contains_key("context"),
             "absent fields are left out"
         );
+    }
+
+    #[test]
+    fn a_stored_document_reads_back_as_its_record() {
+        let user = UserId::parse("alice").unwrap();
+        let document = usage_document(&user, &record(), bson::DateTime::from_millis(1_000));
+        assert_eq!(usage_record(&document).unwrap(), record());
     }
 
     #[test]

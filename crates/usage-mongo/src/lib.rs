@@ -29,6 +29,7 @@ mod document;
 pub mod error;
 pub mod indexes;
 mod pipeline;
+mod privacy;
 pub mod repository;
 
 pub use error::MongoSetupError;

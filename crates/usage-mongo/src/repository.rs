@@ -11,14 +11,14 @@ use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
 use tracing::{debug, info};
 use usage_domain::{
-    RepositoryError, Retention, StatsWindows, SummaryGroup, TimeRange, UsageRecord,
+    ExportCursor, RepositoryError, Retention, StatsWindows, SummaryGroup, TimeRange, UsageRecord,
     UsageRepository, UsageStats, UserId,
 };
 
-use crate::document::{DUPLICATE_KEY, bson_date, usage_document};
+use crate::document::{DUPLICATE_KEY, bson_date, usage_document, usage_record};
 use crate::error::{MongoSetupError, repository_error, unreadable};
 use crate::indexes::{self, IndexSpec, ListError};
-use crate::pipeline;
+use crate::{pipeline, privacy};
 
 /// The collection that holds one document per stored execution.
 pub const COLLECTION: &str = "usages";
@@ -256,6 +256,45 @@ impl UsageRepository for MongoUsageRepository {
             .aggregate(pipeline::window_totals(user, windows), TOTALLING)
             .await?;
         pipeline::usage_stats(output.first()).map_err(unreadable(TOTALLING))
+    }
+
+    async fn export_page(
+        &self,
+        user: &UserId,
+        range: TimeRange,
+        after: Option<ExportCursor>,
+        limit: u32,
+    ) -> Result<Vec<UsageRecord>, RepositoryError> {
+        const EXPORTING: &str = "reading a page of a user's records";
+        let mut cursor = self
+            .usages
+            .find(privacy::export_filter(user, range, after.as_ref()))
+            .sort(privacy::export_sort())
+            .limit(i64::from(limit))
+            .await
+            .map_err(repository_error(EXPORTING))?;
+        let mut page = Vec::new();
+        while cursor
+            .advance()
+            .await
+            .map_err(repository_error(EXPORTING))?
+        {
+            let document: Document = cursor
+                .deserialize_current()
+                .map_err(repository_error(EXPORTING))?;
+            page.push(usage_record(&document).map_err(unreadable(EXPORTING))?);
+        }
+        Ok(page)
+    }
+
+    async fn delete_user(&self, user: &UserId) -> Result<u64, RepositoryError> {
+        let result = self
+            .usages
+            .delete_many(privacy::user_filter(user))
+            .await
+            .map_err(repository_error("erasing a user's records"))?;
+        debug!(deleted = result.deleted_count, "erased a user's records");
+        Ok(result.deleted_count)
     }
 
     async fn delete_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, RepositoryError> {

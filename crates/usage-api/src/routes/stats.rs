@@ -5,22 +5,48 @@ use actix_web::web::{Data, Query, ReqData};
 use serde::{Deserialize, Serialize};
 use usage_domain::{StatsQuery, UsageStats, UserId};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::startup::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct StatsParams {
+    /// IANA time zone name; `UTC` when absent.
     tz: Option<String>,
+    /// `monday` (the default) or `sunday`.
     week_start: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct StatsResponse {
     success: bool,
     stats: UsageStats,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/usage/stats",
+    tag = "usage",
+    params(StatsParams),
+    responses(
+        (
+            status = 200,
+            description = "Today, this week and this month in tz, up to now",
+            body = StatsResponse
+        ),
+        (status = 400, description = "INVALID_QUERY: a bad tz or weekStart", body = ErrorBody),
+        (status = 401, description = "NO_TOKEN, INVALID_TOKEN or TOKEN_EXPIRED", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED, when rate limiting is on", body = ErrorBody),
+        (
+            status = 503,
+            description = "STORAGE_UNAVAILABLE or AUTH_UNAVAILABLE, with Retry-After",
+            body = ErrorBody
+        ),
+        (status = 500, description = "INTERNAL", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn stats(
     state: Data<AppState>,
     user: ReqData<UserId>,

@@ -5,23 +5,55 @@ use actix_web::web::{Data, Query, ReqData};
 use serde::{Deserialize, Serialize};
 use usage_domain::{SummaryQuery, UsageSummary, UserId};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::startup::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct SummaryParams {
+    /// Inclusive start: RFC 3339 date-time, `YYYY-MM-DD` (start of that day in `tz`) or
+    /// epoch milliseconds.
     start_date: Option<String>,
+    /// Inclusive end, in the same forms; a plain date means the end of that day in `tz`.
     end_date: Option<String>,
+    /// IANA time zone name; `UTC` when absent.
     tz: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SummaryResponse {
     success: bool,
     summary: UsageSummary,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/usage/summary",
+    tag = "usage",
+    params(SummaryParams),
+    responses(
+        (
+            status = 200,
+            description = "Totals, per provider and per day in tz",
+            body = SummaryResponse
+        ),
+        (
+            status = 400,
+            description = "INVALID_QUERY: a bad date or tz, or start after end",
+            body = ErrorBody
+        ),
+        (status = 401, description = "NO_TOKEN, INVALID_TOKEN or TOKEN_EXPIRED", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED, when rate limiting is on", body = ErrorBody),
+        (
+            status = 503,
+            description = "STORAGE_UNAVAILABLE or AUTH_UNAVAILABLE, with Retry-After",
+            body = ErrorBody
+        ),
+        (status = 500, description = "INTERNAL", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn summary(
     state: Data<AppState>,
     user: ReqData<UserId>,

@@ -1,13 +1,14 @@
 //! `POST /api/usage/sync`: store a batch of executions, each record judged on its own.
 
-use actix_web::HttpResponse;
-use actix_web::web::{Bytes, Data, ReqData};
+use actix_web::web::{Bytes, Data, Payload, ReqData};
+use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tracing::{debug, info};
 use usage_domain::{Batch, UserId};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::metrics::Metrics;
 use crate::startup::AppState;
 
 /// The request body. Records stay raw JSON here so each is parsed, and rejected, on its own.
@@ -17,21 +18,60 @@ struct SyncBody<'a> {
     executions: Vec<&'a RawValue>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SyncResponse {
     success: bool,
+    /// Records stored by this request.
     synced: u64,
+    /// Records already stored, or repeated earlier in the batch.
     duplicates: u64,
+    /// `executions[i]: reason` for each rejected record; left out when none was.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     errors: Vec<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/usage/sync",
+    tag = "usage",
+    request_body(content = super::openapi::SyncRequest, description = "A batch of executions"),
+    responses(
+        (
+            status = 200,
+            description = "Every record is stored, already stored, or rejected",
+            body = SyncResponse
+        ),
+        (
+            status = 400,
+            description = "INVALID_BODY: not JSON, or no executions array",
+            body = ErrorBody
+        ),
+        (
+            status = 408,
+            description = "REQUEST_TIMEOUT: the body arrived too slowly",
+            body = ErrorBody
+        ),
+        (status = 413, description = "PAYLOAD_TOO_LARGE or BATCH_TOO_LARGE", body = ErrorBody),
+        (status = 401, description = "NO_TOKEN, INVALID_TOKEN or TOKEN_EXPIRED", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED, when rate limiting is on", body = ErrorBody),
+        (
+            status = 503,
+            description = "STORAGE_UNAVAILABLE or AUTH_UNAVAILABLE, with Retry-After",
+            body = ErrorBody
+        ),
+        (status = 500, description = "INTERNAL", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+
 pub async fn sync(
     state: Data<AppState>,
     user: ReqData<UserId>,
-    body: Result<Bytes, actix_web::Error>,
+    metrics: Data<Metrics>,
+    request: HttpRequest,
+    payload: Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.map_err(|error| body_error(&error, state.limits.max_body_bytes))?;
+    let body = read_body(&state, &request, payload).await?;
     let batch = parse(&body, &state)?;
     // The body holds prompt and response text: drop it before waiting on the store.
     drop(body);
@@ -41,6 +81,7 @@ pub async fn sync(
         debug!(%rejection, "record rejected");
     }
     let report = state.service.store(&user, batch).await?;
+    metrics.record_sync(&report);
     info!(
         synced = report.synced,
         duplicates = report.duplicates,
@@ -56,11 +97,17 @@ pub async fn sync(
 }
 
 fn parse(body: &[u8], state: &AppState) -> Result<Batch, ApiError> {
-    let body: SyncBody<'_> = serde_json::from_slice(body).map_err(|error| {
+    let invalid = |detail: String| {
         ApiError::InvalidBody(format!(
-            "the body must be a JSON object with an \"executions\" array: {error}"
+            "the body must be a JSON object with an \"executions\" array{detail}"
         ))
-    })?;
+    };
+    // serde would also read a struct from a JSON array; the contract is an object.
+    if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(invalid(String::new()));
+    }
+    let body: SyncBody<'_> =
+        serde_json::from_slice(body).map_err(|error| invalid(format!(": {error}")))?;
     let limit = state.limits.max_batch_records;
     if body.executions.len() > limit {
         return Err(ApiError::BatchTooLarge {
@@ -71,6 +118,26 @@ fn parse(body: &[u8], state: &AppState) -> Result<Batch, ApiError> {
     Ok(state
         .service
         .parse_batch(body.executions.iter().map(|record| record.get())))
+}
+
+/// Reads the whole body within the size limit (`PayloadConfig`) and the body timeout.
+async fn read_body(
+    state: &AppState,
+    request: &HttpRequest,
+    payload: Payload,
+) -> Result<Bytes, ApiError> {
+    let limits = state.limits;
+    let mut payload = payload.into_inner();
+    let reading = Bytes::from_request(request, &mut payload);
+    match tokio::time::timeout(limits.body_timeout, reading).await {
+        Ok(body) => body.map_err(|error| body_error(&error, limits.max_body_bytes)),
+        Err(_) => {
+            tracing::info!("request body not received in time");
+            Err(ApiError::RequestTimeout {
+                seconds: limits.body_timeout.as_secs(),
+            })
+        }
+    }
 }
 
 /// Reading the body failed: too large, or the connection broke off mid-body.
