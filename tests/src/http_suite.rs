@@ -23,6 +23,7 @@ macro_rules! http_suite {
             records_outside_retention_or_too_far_ahead_are_rejected_with_a_reason,
             users_never_see_each_others_records_and_may_share_execution_ids,
             concurrent_identical_batches_store_each_record_once,
+            sixteen_clients_with_overlapping_batches_store_each_record_once,
             the_summary_has_every_key_of_the_client_shape_with_correct_numbers,
             summary_date_bounds_are_inclusive_in_every_format,
             a_late_utc_record_falls_on_the_next_day_in_berlin,
@@ -209,6 +210,37 @@ pub async fn concurrent_identical_batches_store_each_record_once(store: TestStor
         "across all responses, each record was newly stored once"
     );
     assert_eq!(summary_of(&app, "alice", &[]).await["totalExecutions"], 20);
+}
+
+pub async fn sixteen_clients_with_overlapping_batches_store_each_record_once(store: TestStore) {
+    // Client k sends ids k*5 .. k*5+30: every id is sent by up to six clients at once.
+    let app = std::sync::Arc::new(TestApp::spawn(store).await);
+    let senders: Vec<_> = (0..16)
+        .map(|k| {
+            let app = app.clone();
+            let records: Vec<Value> = (k * 5..k * 5 + 30)
+                .map(|id| client_record(&format!("overlap-{id}"), pinned_now()))
+                .collect();
+            tokio::spawn(async move {
+                json_body(app.sync_records("alice", &records).await, StatusCode::OK).await
+            })
+        })
+        .collect();
+    let mut synced = 0;
+    for sender in senders {
+        synced += sender.await.expect("sender finished")["synced"]
+            .as_u64()
+            .unwrap();
+    }
+    let distinct = 15 * 5 + 30;
+    assert_eq!(
+        synced, distinct,
+        "each distinct id was newly stored by exactly one request"
+    );
+    assert_eq!(
+        summary_of(&app, "alice", &[]).await["totalExecutions"],
+        distinct
+    );
 }
 
 pub async fn the_summary_has_every_key_of_the_client_shape_with_correct_numbers(store: TestStore) {

@@ -1,46 +1,8 @@
 //! The real binary: starts with no arguments, serves, and exits 0 after SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod support;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_usage-service");
-
-fn start(dir: &std::path::Path, envs: &[(&str, &str)]) -> Child {
-    Command::new(BINARY)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "info")
-        .envs(envs.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts")
-}
-
-/// Reads log lines until one says where the server listens; keeps draining the log after.
-fn listening_address(child: &mut Child) -> String {
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("listening") {
-                let address = line.split("address=").nth(1).unwrap_or_default();
-                let _ = sender.send(
-                    address
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
-            }
-        }
-    });
-    receiver
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the binary says where it listens within 30 seconds")
-}
+use support::{listening_address, signal, start};
 
 fn http_get(address: &str, path: &str) -> String {
     use std::io::{Read, Write};
@@ -75,10 +37,7 @@ fn the_binary_serves_with_no_arguments_and_exits_zero_on_sigterm() {
         "the default database was created"
     );
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    assert!(status.expect("kill runs").success());
+    signal(&child, "-TERM");
     let exit = child.wait().expect("the binary exits");
     assert_eq!(
         exit.code(),

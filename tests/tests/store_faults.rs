@@ -1,0 +1,123 @@
+//! When the store fails mid-load the service answers 503 with `Retry-After`, stays up, never
+//! answers 2xx for a record it did not store, and recovers by itself when the store returns.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use usage_tests::gate::Gate;
+use usage_tests::http::{
+    AppOptions, TestApp, TestStore, expect_error, json_body, mongo_server_address, mongo_url,
+    pinned_now, unique_name,
+};
+use usage_tests::records::client_record;
+
+fn batch(prefix: &str, count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|i| client_record(&format!("{prefix}-{i}"), pinned_now()))
+        .collect()
+}
+
+async fn total(app: &TestApp, user: &str) -> u64 {
+    let body = json_body(app.summary(user, &[]).await, StatusCode::OK).await;
+    body["summary"]["totalExecutions"]
+        .as_u64()
+        .expect("a count")
+}
+
+async fn expect_unavailable(response: reqwest::Response) {
+    let retry_after = response.headers().get("retry-after").cloned();
+    expect_error(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "STORAGE_UNAVAILABLE",
+    )
+    .await;
+    assert!(retry_after.is_some(), "a 503 says when to retry");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_sqlite_file_answers_503_and_the_retry_stores_each_record_once() {
+    let app = TestApp::spawn(TestStore::Sqlite).await;
+    let path = app
+        .settings
+        .database_url
+        .trim_start_matches("sqlite://")
+        .to_owned();
+    json_body(
+        app.sync_records("alice", &batch("before", 10)).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    // Another process holds the write lock longer than the service's busy timeout.
+    let blocker = rusqlite::Connection::open(&path).expect("the database opens");
+    blocker
+        .execute_batch("BEGIN EXCLUSIVE")
+        .expect("the write lock is taken");
+    let during = batch("during", 20);
+    expect_unavailable(app.sync_records("alice", &during).await).await;
+    assert_eq!(
+        total(&app, "alice").await,
+        10,
+        "readers still work, and nothing was half-stored"
+    );
+
+    blocker
+        .execute_batch("COMMIT")
+        .expect("the lock is released");
+    let retry = json_body(app.sync_records("alice", &during).await, StatusCode::OK).await;
+    assert_eq!(retry["synced"], 20);
+    assert_eq!(total(&app, "alice").await, 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_mongodb_server_answers_503_and_service_resumes_when_it_returns() {
+    let gate = Gate::start(mongo_server_address()).await;
+    let url = mongo_url(&unique_name("outage")).replacen(
+        &mongo_server_address().to_string(),
+        &gate.address.to_string(),
+        1,
+    );
+    let options = AppOptions {
+        database_url: Some(url),
+        ..AppOptions::default()
+    };
+    let app = TestApp::spawn_with(TestStore::Mongo, options).await;
+    json_body(
+        app.sync_records("alice", &batch("before", 10)).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    gate.close();
+    let during = batch("during", 20);
+    expect_unavailable(app.sync_records("alice", &during).await).await;
+    expect_unavailable(app.summary("alice", &[]).await).await;
+    let ready = app.get("/readyz", None, &[]).await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        json_body(app.get("/healthz", None, &[]).await, StatusCode::OK).await["status"],
+        "ok"
+    );
+
+    gate.open();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.get("/readyz", None, &[]).await.status() != StatusCode::OK {
+        assert!(
+            Instant::now() < deadline,
+            "the service did not recover within 30 seconds"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let retry = json_body(app.sync_records("alice", &during).await, StatusCode::OK).await;
+    assert_eq!(
+        retry["synced"].as_u64().unwrap() + retry["duplicates"].as_u64().unwrap(),
+        20
+    );
+    assert_eq!(
+        total(&app, "alice").await,
+        30,
+        "every record stored exactly once"
+    );
+}
