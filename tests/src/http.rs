@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use usage_api::auth::{Authenticator, ClaimRules};
+use usage_api::auth::AuthMetrics;
 use usage_api::settings::{Secret, Settings};
 use usage_api::startup::{Application, ServerHandle, StoreUrl, open_store};
 use usage_domain::{ManualClock, Retention};
@@ -61,6 +61,22 @@ pub fn mongo_url(database: &str) -> String {
     format!("{}/{database}{query}", &before_query[..host_end])
 }
 
+/// The address of the first host of `USAGE_TEST_MONGODB_URI`'s server.
+pub fn mongo_server_address() -> std::net::SocketAddr {
+    let url = mongo_url("unused");
+    let hosts = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next());
+    let host = hosts
+        .and_then(|hosts| hosts.split(',').next())
+        .expect("a host in the URI");
+    std::net::ToSocketAddrs::to_socket_addrs(host)
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .unwrap_or_else(|| panic!("{MONGODB_URI_ENV} must name host:port, not {host}"))
+}
+
 /// A database or file name unique to this process and call.
 pub fn unique_name(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -87,12 +103,17 @@ pub struct TestApp {
     pub settings: Settings,
     client: reqwest::Client,
     handle: ServerHandle,
+    /// The app's counts of accepted and refused tokens.
+    pub auth_metrics: Arc<AuthMetrics>,
     _dir: Arc<tempfile::TempDir>,
 }
 
 /// Options for [`TestApp::spawn_with`].
 #[derive(Debug, Clone)]
 pub struct AppOptions {
+    /// A store URL of the test's own; `None` gives a fresh store of the suite's kind.
+    pub database_url: Option<String>,
+    pub body_timeout_seconds: u64,
     pub max_body_bytes: usize,
     pub max_batch_records: usize,
     pub retention_days: u32,
@@ -102,6 +123,8 @@ impl Default for AppOptions {
     fn default() -> Self {
         let defaults = Settings::default();
         Self {
+            database_url: None,
+            body_timeout_seconds: defaults.body_timeout_seconds,
             max_body_bytes: defaults.max_body_bytes,
             max_batch_records: defaults.max_batch_records,
             retention_days: defaults.retention_days,
@@ -118,7 +141,10 @@ impl TestApp {
         let dir = Arc::new(tempfile::tempdir().expect("temporary directory"));
         let settings = Settings {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database_url: store.fresh_url(dir.path()),
+            database_url: options
+                .database_url
+                .unwrap_or_else(|| store.fresh_url(dir.path())),
+            body_timeout_seconds: options.body_timeout_seconds,
             jwt_secret: Some(Secret::new(SECRET)),
             max_body_bytes: options.max_body_bytes,
             max_batch_records: options.max_batch_records,
@@ -141,8 +167,9 @@ impl TestApp {
         let repository = open_store(&url, retention)
             .await
             .expect("the test store opens");
-        let authenticator =
-            Authenticator::shared_secret(&Secret::new(SECRET), ClaimRules::default());
+        // As the binary does; with only `jwt_secret` set this is HS256 with that secret.
+        let authenticator = usage_api::auth::from_settings(&settings).expect("the auth settings");
+        let auth_metrics = Arc::clone(authenticator.metrics());
         let application = Application::build(&settings, repository, authenticator, clock.clone())
             .expect("the app builds");
         let address = application.address();
@@ -154,8 +181,31 @@ impl TestApp {
             settings,
             client: reqwest::Client::new(),
             handle,
+            auth_metrics,
             _dir: dir,
         }
+    }
+
+    /// Starts the app with the settings of [`TestApp::spawn`] as `customize` changes them:
+    /// the authenticator is built from them as the binary builds it, so a test can point
+    /// the app at a key server, a PEM key or other claim rules. Removing `jwt_secret` makes
+    /// HS256 tokens from [`token`] useless.
+    pub async fn spawn_with_settings(
+        store: TestStore,
+        customize: impl FnOnce(&mut Settings),
+    ) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temporary directory"));
+        let mut settings = Settings {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: store.fresh_url(dir.path()),
+            jwt_secret: Some(Secret::new(SECRET)),
+            workers: Some(2),
+            shutdown_timeout_seconds: 5,
+            ..Settings::default()
+        };
+        customize(&mut settings);
+        let clock = Arc::new(ManualClock::new(pinned_now()));
+        Self::start(settings, clock, dir).await
     }
 
     /// Stops the server gracefully and starts a new one on the same store and clock.
@@ -276,4 +326,27 @@ pub async fn expect_error(response: Response, status: StatusCode, code: &str) ->
         "only the three keys: {body}"
     );
     message.to_owned()
+}
+
+/// The operator and privacy routes (`tests/tests/operations.rs`).
+impl TestApp {
+    /// `DELETE /api/usage`: erases every record of `user`.
+    pub async fn erase(&self, user: &str) -> Response {
+        send(
+            self.request(reqwest::Method::DELETE, "/api/usage")
+                .bearer_auth(token(user)),
+        )
+        .await
+    }
+
+    /// `GET /api/usage/export` with query parameters.
+    pub async fn export(&self, user: &str, query: &[(&str, &str)]) -> Response {
+        self.get("/api/usage/export", Some(&token(user)), query)
+            .await
+    }
+
+    /// A request to build freely (headers, methods) with the app's client.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
 }

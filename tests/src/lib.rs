@@ -2,6 +2,7 @@
 //! and a client that drives the real HTTP app.
 
 pub mod contract;
+pub mod gate;
 pub mod http;
 pub mod http_suite;
 pub mod records;

@@ -37,6 +37,8 @@ pub enum ApiError {
     NotFound,
     #[error("this method is not allowed on this route")]
     MethodNotAllowed,
+    #[error("the request body did not arrive within {seconds} seconds")]
+    RequestTimeout { seconds: u64 },
     #[error("an internal error occurred")]
     Internal,
 }
@@ -57,6 +59,7 @@ impl ApiError {
             Self::AuthUnavailable => "AUTH_UNAVAILABLE",
             Self::NotFound => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::RequestTimeout { .. } => "REQUEST_TIMEOUT",
             Self::Internal => "INTERNAL",
         }
     }
@@ -70,10 +73,14 @@ impl ApiError {
 }
 
 /// The error body of SPEC.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody<'a> {
+    /// Always false.
     pub success: bool,
+    /// A sentence for a person; never internals.
     pub error: String,
+    /// The stable code clients match on, such as `INVALID_QUERY` or `STORAGE_UNAVAILABLE`.
+    #[schema(example = "INVALID_QUERY")]
     pub code: &'a str,
 }
 
@@ -89,6 +96,7 @@ impl ResponseError for ApiError {
             Self::StorageUnavailable | Self::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -97,6 +105,10 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if self.retry_after() {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS)));
+        }
+        if matches!(self, Self::RequestTimeout { .. }) {
+            // The rest of a body that came too slowly is not worth reading.
+            response.force_close();
         }
         if matches!(
             self,

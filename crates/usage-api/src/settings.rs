@@ -9,6 +9,9 @@ use serde::Deserialize;
 use usage_domain::Retention;
 use validator::Validate;
 
+use crate::auth::AcceptedAlgorithms;
+use crate::cors::CorsOrigins;
+
 /// Prefix of every environment variable the service reads.
 pub const ENV_PREFIX: &str = "USAGE_";
 /// Directory of the TOML files, relative to the working directory unless absolute.
@@ -24,6 +27,13 @@ pub const KEYS: &[&str] = &[
     "jwt_audience",
     "jwt_leeway_seconds",
     "jwt_require_exp",
+    "jwt_public_key_pem",
+    "jwt_user_claim",
+    "jwt_algorithms",
+    "jwt_jwks_min_refresh_seconds",
+    "jwt_jwks_cache_seconds",
+    "jwt_jwks_connect_timeout_seconds",
+    "jwt_jwks_timeout_seconds",
     "retention_days",
     "max_body_bytes",
     "max_batch_records",
@@ -32,6 +42,9 @@ pub const KEYS: &[&str] = &[
     "workers",
     "log_format",
     "dev_token_file",
+    "cors_allowed_origins",
+    "rate_limit_per_minute",
+    "body_timeout_seconds",
 ];
 
 /// A secret whose `Debug` output never shows the value.
@@ -77,6 +90,26 @@ pub struct Settings {
     #[validate(range(max = 600))]
     pub jwt_leeway_seconds: u64,
     pub jwt_require_exp: bool,
+    /// A PEM public key (RSA or P-256) as an alternative to `jwt_jwks_url`: the PEM text
+    /// itself when it starts with `-----BEGIN`, the path of a PEM file otherwise.
+    pub jwt_public_key_pem: Option<String>,
+    /// The claim that holds the user id.
+    #[validate(length(min = 1, max = 256))]
+    pub jwt_user_claim: String,
+    /// Accepted token algorithms; each also needs a key of its family to be usable.
+    pub jwt_algorithms: AcceptedAlgorithms,
+    /// Least time between two fetches of the JWKS document, so that tokens with made-up key
+    /// ids cannot make the service flood the key server.
+    #[validate(range(min = 1, max = 3_600))]
+    pub jwt_jwks_min_refresh_seconds: u64,
+    /// How long fetched keys are used before they are fetched again.
+    #[validate(range(min = 1, max = 86_400))]
+    pub jwt_jwks_cache_seconds: u64,
+    #[validate(range(min = 1, max = 60))]
+    pub jwt_jwks_connect_timeout_seconds: u64,
+    /// Limit for a whole JWKS fetch, connection included.
+    #[validate(range(min = 1, max = 120))]
+    pub jwt_jwks_timeout_seconds: u64,
     #[validate(range(min = 1, max = Retention::MAX_DAYS))]
     pub retention_days: u32,
     #[validate(range(min = 1_024, max = 1_073_741_824))]
@@ -93,6 +126,15 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Where a development token is written when no key is configured.
     pub dev_token_file: PathBuf,
+    /// Web origins allowed to call the API from a browser; none sends no CORS headers.
+    pub cors_allowed_origins: CorsOrigins,
+    /// Requests per minute and user on `/api/usage`; 0 turns rate limiting off.
+    #[validate(range(max = 1_000_000))]
+    pub rate_limit_per_minute: u32,
+    /// Longest time to receive a request body, so a client that trickles its body cannot
+    /// hold a connection and its buffer forever (actix-web bounds only the request head).
+    #[validate(range(min = 1, max = 3_600))]
+    pub body_timeout_seconds: u64,
 }
 
 impl Default for Settings {
@@ -106,6 +148,13 @@ impl Default for Settings {
             jwt_audience: None,
             jwt_leeway_seconds: 30,
             jwt_require_exp: true,
+            jwt_public_key_pem: None,
+            jwt_user_claim: "sub".to_owned(),
+            jwt_algorithms: AcceptedAlgorithms::default(),
+            jwt_jwks_min_refresh_seconds: 10,
+            jwt_jwks_cache_seconds: 600,
+            jwt_jwks_connect_timeout_seconds: 3,
+            jwt_jwks_timeout_seconds: 5,
             retention_days: 90,
             max_body_bytes: 32 * 1024 * 1024,
             max_batch_records: 1_000,
@@ -114,6 +163,9 @@ impl Default for Settings {
             workers: None,
             log_format: LogFormat::Text,
             dev_token_file: PathBuf::from("data/dev-token.txt"),
+            cors_allowed_origins: CorsOrigins::None,
+            rate_limit_per_minute: 0,
+            body_timeout_seconds: 60,
         }
     }
 }
@@ -283,5 +335,99 @@ mod tests {
             CONFIG_DIR_ENV,
         ];
         assert_eq!(Settings::unknown_variables(names), ["USAGE_RETENSION_DAYS"]);
+    }
+
+    #[test]
+    fn token_key_settings_are_read_from_variables_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let defaults = Settings::load_from(dir.path(), env(&[])).unwrap();
+        assert_eq!(defaults.jwt_algorithms.to_string(), "HS256,RS256,ES256");
+        assert_eq!(defaults.jwt_user_claim, "sub");
+        assert_eq!(defaults.jwt_jwks_min_refresh_seconds, 10);
+        assert_eq!(defaults.jwt_jwks_cache_seconds, 600);
+
+        std::fs::write(
+            dir.path().join("a.toml"),
+            "jwt_algorithms = [\"RS256\", \"ES256\"]\njwt_user_claim = \"uid\"\n",
+        )
+        .unwrap();
+        let from_file = Settings::load_from(dir.path(), env(&[])).unwrap();
+        assert_eq!(from_file.jwt_algorithms.to_string(), "RS256,ES256");
+        assert_eq!(from_file.jwt_user_claim, "uid");
+
+        let variables = [
+            ("USAGE_JWT_ALGORITHMS", "rs512, es256"),
+            ("USAGE_JWT_PUBLIC_KEY_PEM", "/etc/usage/key.pem"),
+            ("USAGE_JWT_JWKS_TIMEOUT_SECONDS", "7"),
+        ];
+        let from_env = Settings::load_from(dir.path(), env(&variables)).unwrap();
+        assert_eq!(from_env.jwt_algorithms.to_string(), "RS512,ES256");
+        assert_eq!(
+            from_env.jwt_public_key_pem.as_deref(),
+            Some("/etc/usage/key.pem")
+        );
+        assert_eq!(from_env.jwt_jwks_timeout_seconds, 7);
+    }
+
+    #[test]
+    fn bad_token_key_settings_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, value) in [
+            ("USAGE_JWT_ALGORITHMS", "none"),
+            ("USAGE_JWT_ALGORITHMS", "HS256,PS256"),
+        ] {
+            let loaded = Settings::load_from(dir.path(), env(&[(name, value)]));
+            assert!(matches!(loaded, Err(SettingsError::Invalid(_))), "{value}");
+        }
+        for (name, value) in [
+            ("USAGE_JWT_JWKS_MIN_REFRESH_SECONDS", "0"),
+            ("USAGE_JWT_JWKS_TIMEOUT_SECONDS", "0"),
+            ("USAGE_JWT_JWKS_CONNECT_TIMEOUT_SECONDS", "61"),
+        ] {
+            let loaded = Settings::load_from(dir.path(), env(&[(name, value)]));
+            assert!(
+                matches!(loaded, Err(SettingsError::OutOfRange(_))),
+                "{name}"
+            );
+        }
+        std::fs::write(dir.path().join("a.toml"), "jwt_user_claim = \"\"\n").unwrap();
+        let empty_claim = Settings::load_from(dir.path(), env(&[]));
+        assert!(matches!(empty_claim, Err(SettingsError::OutOfRange(_))));
+    }
+
+    #[test]
+    fn cors_origins_and_rate_limits_are_read_from_variables_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let defaults = Settings::load_from(dir.path(), env(&[])).unwrap();
+        assert_eq!(defaults.cors_allowed_origins, CorsOrigins::None);
+        assert_eq!(defaults.rate_limit_per_minute, 0);
+
+        std::fs::write(
+            dir.path().join("a.toml"),
+            "cors_allowed_origins = [\"https://a.example\"]\nrate_limit_per_minute = 60\n",
+        )
+        .unwrap();
+        let from_file = Settings::load_from(dir.path(), env(&[])).unwrap();
+        assert_eq!(
+            from_file.cors_allowed_origins.to_string(),
+            "https://a.example"
+        );
+        assert_eq!(from_file.rate_limit_per_minute, 60);
+
+        let variables = [(
+            "USAGE_CORS_ALLOWED_ORIGINS",
+            "https://a.example, http://localhost:5173",
+        )];
+        let from_env = Settings::load_from(dir.path(), env(&variables)).unwrap();
+        assert_eq!(
+            from_env.cors_allowed_origins.to_string(),
+            "https://a.example,http://localhost:5173"
+        );
+        let bad = [("USAGE_CORS_ALLOWED_ORIGINS", "https://a.example/app")];
+        assert!(Settings::load_from(dir.path(), env(&bad)).is_err());
+
+        std::fs::write(dir.path().join("a.toml"), "cors_allowed_origins = []\n").unwrap();
+        let empty = Settings::load_from(dir.path(), env(&[])).unwrap();
+        assert_eq!(empty.cors_allowed_origins, CorsOrigins::None);
     }
 }

@@ -19,6 +19,8 @@ use usage_sqlite::SqliteUsageRepository;
 
 use crate::auth::Authenticator;
 use crate::error::error_chain;
+use crate::metrics::{self, Metrics, store::MeteredRepository};
+use crate::rate_limit::RateLimit;
 use crate::routes;
 use crate::settings::Settings;
 use crate::telemetry::{RequestSpan, echo_request_id};
@@ -38,6 +40,8 @@ pub struct AppState {
 pub struct Limits {
     pub max_body_bytes: usize,
     pub max_batch_records: usize,
+    /// Longest time to receive a request body.
+    pub body_timeout: Duration,
 }
 
 /// Where records are kept, from `USAGE_DATABASE_URL`.
@@ -58,6 +62,8 @@ pub enum StartupError {
     Mongo(#[from] usage_mongo::MongoSetupError),
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthSetupError),
+    #[error("cannot register the metrics")]
+    Metrics(#[from] prometheus::Error),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -124,14 +130,19 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         let retention = Retention::days(settings.retention_days).unwrap_or_default();
+        let metrics = Arc::new(Metrics::new(Some(authenticator.metrics().clone()))?);
+        let repository = Arc::new(MeteredRepository::new(repository, metrics.clone()));
         let service = UsageService::new(repository, clock, retention);
         let purger = spawn_purger(service.clone(), settings.purge_interval_seconds);
         let limits = Limits {
             max_body_bytes: settings.max_body_bytes,
             max_batch_records: settings.max_batch_records,
+            body_timeout: Duration::from_secs(settings.body_timeout_seconds),
         };
         let state = Data::new(AppState { service, limits });
         let authenticator = Data::new(authenticator);
+        let rate_limit = Data::new(RateLimit::per_minute(settings.rate_limit_per_minute));
+        let cors_origins = settings.cors_allowed_origins.clone();
 
         let bind_error = |source| StartupError::Bind {
             addr: settings.http_addr,
@@ -141,8 +152,15 @@ impl Application {
         let address = listener.local_addr().map_err(bind_error)?;
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(crate::cors::middleware(&cors_origins))
                 .wrap(from_fn(echo_request_id))
                 .wrap(TracingLogger::<RequestSpan>::new())
+                .wrap(from_fn({
+                    let metrics = metrics.clone();
+                    move |request, next| metrics::middleware::track(metrics.clone(), request, next)
+                }))
+                .app_data(Data::from(metrics.clone()))
+                .app_data(rate_limit.clone())
                 .app_data(state.clone())
                 .app_data(authenticator.clone())
                 .app_data(web::PayloadConfig::new(limits.max_body_bytes))

@@ -20,7 +20,18 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 /// Installs the global subscriber, writing to standard error; `RUST_LOG` overrides the
 /// default `info` level.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_at(format, "info");
+}
+
+/// As [`init`], for one-shot commands whose output is their own: `warn` unless `RUST_LOG`
+/// says otherwise, so the lifecycle lines of serving do not bury a command's result.
+pub fn init_for_command(format: LogFormat) {
+    init_at(format, "warn");
+}
+
+fn init_at(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
