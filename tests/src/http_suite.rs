@@ -267,7 +267,9 @@ pub async fn the_summary_has_every_key_of_the_client_shape_with_correct_numbers(
             "totalExecutions": 3, "totalTokens": 180, "totalPromptTokens": 117,
             "totalCompletionTokens": 58, "successCount": 2, "errorCount": 1,
             "byProvider": {
-                "openai": {"executions": 2, "tokens": 170, "models": {"gpt-4o": 1, "gpt-4o-mini": 1}},
+                "openai": {
+                    "executions": 2, "tokens": 170, "models": {"gpt-4o": 1, "gpt-4o-mini": 1}
+                },
                 "ollama": {"executions": 1, "tokens": 10, "models": {"llama3": 1}}
             },
             "byDay": {
@@ -365,7 +367,10 @@ pub async fn stats_follow_the_clock_including_a_week_that_began_last_month(store
 
     let body = json_body(app.stats("alice", &[]).await, StatusCode::OK).await;
 
-    let window = |executions: u64, errors: u64| json!({"executions": executions, "tokens": executions * 200, "errors": errors});
+    let window = |executions: u64, errors: u64| {
+        let tokens = executions * 200;
+        json!({"executions": executions, "tokens": tokens, "errors": errors})
+    };
     assert_eq!(
         body,
         json!({"success": true, "stats": {
