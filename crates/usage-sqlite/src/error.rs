@@ -26,6 +26,12 @@ pub enum SqliteSetupError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("cannot start the writer thread of {path}")]
+    Writer {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Busy, locked, read-only, full or unreadable databases are transient from a client's view.

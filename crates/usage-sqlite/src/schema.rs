@@ -3,7 +3,7 @@
 use rusqlite::{self, Connection};
 
 /// Each entry moves the schema one version up; entries are never edited once released.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // Version 1. `timestamp_ms` is epoch milliseconds. The unique key makes inserts
     // idempotent per user; the covering index answers summaries and stats without touching
     // the table; the plain timestamp index serves retention purges.
@@ -32,6 +32,96 @@ const MIGRATIONS: &[&str] = &[
         prompt_tokens, completion_tokens, total_tokens
     );
     CREATE INDEX usages_time ON usages (timestamp_ms);",
+    // Version 2. Pre-aggregates per (user, 15-minute UTC bucket, provider, model), so a
+    // summary or stats reads at most one row per bucket and series instead of every record
+    // (see `buckets.rs`). `bucket_ms` is the bucket's start: the timestamp floored to a
+    // multiple of 900,000 ms, negative timestamps included. Triggers keep the sums equal to
+    // the raw rows in the same transaction as every insert, update and delete, whichever code
+    // runs them; an insert that ON CONFLICT skips fires no trigger, so duplicates never count
+    // twice, and a bucket whose last record is deleted is deleted too. Existing rows are
+    // summed once here. With summaries off the raw rows, the wide covering index of version 1
+    // only cost inserts; a narrow one serves the few raw rows at range edges, and exports in
+    // (timestamp, id) order.
+    "DROP INDEX usages_user_time;
+    CREATE INDEX usages_user_time_id ON usages (user_id, timestamp_ms, execution_id);
+    CREATE TABLE usage_buckets (
+        user_id TEXT NOT NULL,
+        bucket_ms INTEGER NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        executions INTEGER NOT NULL,
+        successes INTEGER NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        total_tokens INTEGER NOT NULL,
+        PRIMARY KEY (user_id, bucket_ms, provider, model)
+    ) WITHOUT ROWID;
+    INSERT INTO usage_buckets
+        SELECT user_id, timestamp_ms - ((timestamp_ms % 900000) + 900000) % 900000 AS bucket,
+               provider, model, COUNT(*), SUM(success <> 0), SUM(prompt_tokens),
+               SUM(completion_tokens), SUM(total_tokens)
+        FROM usages
+        GROUP BY user_id, bucket, provider, model;
+    CREATE TRIGGER usages_add_to_bucket AFTER INSERT ON usages BEGIN
+        INSERT INTO usage_buckets VALUES (
+            NEW.user_id,
+            NEW.timestamp_ms - ((NEW.timestamp_ms % 900000) + 900000) % 900000,
+            NEW.provider, NEW.model, 1, NEW.success <> 0, NEW.prompt_tokens,
+            NEW.completion_tokens, NEW.total_tokens
+        )
+        ON CONFLICT (user_id, bucket_ms, provider, model) DO UPDATE SET
+            executions = executions + 1,
+            successes = successes + excluded.successes,
+            prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+            completion_tokens = completion_tokens + excluded.completion_tokens,
+            total_tokens = total_tokens + excluded.total_tokens;
+    END;
+    CREATE TRIGGER usages_remove_from_bucket AFTER DELETE ON usages BEGIN
+        UPDATE usage_buckets SET
+            executions = executions - 1,
+            successes = successes - (OLD.success <> 0),
+            prompt_tokens = prompt_tokens - OLD.prompt_tokens,
+            completion_tokens = completion_tokens - OLD.completion_tokens,
+            total_tokens = total_tokens - OLD.total_tokens
+        WHERE user_id = OLD.user_id
+          AND bucket_ms = OLD.timestamp_ms - ((OLD.timestamp_ms % 900000) + 900000) % 900000
+          AND provider = OLD.provider AND model = OLD.model;
+        DELETE FROM usage_buckets
+        WHERE user_id = OLD.user_id
+          AND bucket_ms = OLD.timestamp_ms - ((OLD.timestamp_ms % 900000) + 900000) % 900000
+          AND provider = OLD.provider AND model = OLD.model
+          AND executions = 0;
+    END;
+    CREATE TRIGGER usages_move_between_buckets
+    AFTER UPDATE OF user_id, timestamp_ms, provider, model, success, prompt_tokens,
+        completion_tokens, total_tokens ON usages BEGIN
+        UPDATE usage_buckets SET
+            executions = executions - 1,
+            successes = successes - (OLD.success <> 0),
+            prompt_tokens = prompt_tokens - OLD.prompt_tokens,
+            completion_tokens = completion_tokens - OLD.completion_tokens,
+            total_tokens = total_tokens - OLD.total_tokens
+        WHERE user_id = OLD.user_id
+          AND bucket_ms = OLD.timestamp_ms - ((OLD.timestamp_ms % 900000) + 900000) % 900000
+          AND provider = OLD.provider AND model = OLD.model;
+        DELETE FROM usage_buckets
+        WHERE user_id = OLD.user_id
+          AND bucket_ms = OLD.timestamp_ms - ((OLD.timestamp_ms % 900000) + 900000) % 900000
+          AND provider = OLD.provider AND model = OLD.model
+          AND executions = 0;
+        INSERT INTO usage_buckets VALUES (
+            NEW.user_id,
+            NEW.timestamp_ms - ((NEW.timestamp_ms % 900000) + 900000) % 900000,
+            NEW.provider, NEW.model, 1, NEW.success <> 0, NEW.prompt_tokens,
+            NEW.completion_tokens, NEW.total_tokens
+        )
+        ON CONFLICT (user_id, bucket_ms, provider, model) DO UPDATE SET
+            executions = executions + 1,
+            successes = successes + excluded.successes,
+            prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+            completion_tokens = completion_tokens + excluded.completion_tokens,
+            total_tokens = total_tokens + excluded.total_tokens;
+    END;",
 ];
 
 /// Brings the database up to the latest version, each step in its own transaction.
