@@ -463,6 +463,22 @@ async fn the_openapi_document_describes_every_route_the_app_answers_with_bearer_
         }
     }
     assert_eq!(operations, 9, "{paths:?}");
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = &operation["responses"];
+            if !path.starts_with("/api/usage") {
+                assert!(responses["401"].is_null(), "{method} {path} needs no token");
+                continue;
+            }
+            for status in ["401", "429", "500", "503"] {
+                let schema = &responses[status]["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(
+                    schema, "#/components/schemas/ErrorBody",
+                    "{method} {path} documents {status} with the error body"
+                );
+            }
+        }
+    }
     for route in [
         "/api/usage/sync",
         "/api/usage/export",

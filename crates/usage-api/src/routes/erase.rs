@@ -6,7 +6,7 @@ use serde::Serialize;
 use tracing::info;
 use usage_domain::UserId;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::startup::AppState;
 
@@ -23,14 +23,6 @@ struct EraseResponse {
     tag = "usage",
     responses(
         (status = 200, description = "Every record of the caller is erased", body = EraseResponse),
-        (status = 401, description = "NO_TOKEN, INVALID_TOKEN or TOKEN_EXPIRED", body = ErrorBody),
-        (status = 429, description = "RATE_LIMITED, when rate limiting is on", body = ErrorBody),
-        (
-            status = 503,
-            description = "STORAGE_UNAVAILABLE or AUTH_UNAVAILABLE, with Retry-After",
-            body = ErrorBody
-        ),
-        (status = 500, description = "INTERNAL", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

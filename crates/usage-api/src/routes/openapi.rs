@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 use actix_web::HttpResponse;
 use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, PathItem, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::error::ErrorBody;
@@ -38,7 +39,7 @@ pub const BEARER: &str = "bearer";
         openapi,
     ),
     components(schemas(ErrorBody, SyncRequest, ExecutionRecord)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &GuardedRouteErrors),
     tags(
         (name = "usage", description = "A user's own records; a bearer token is required"),
         (name = "operations", description = "Probes, metrics and this document; no token"),
@@ -59,6 +60,58 @@ impl Modify for BearerAuth {
             .components
             .get_or_insert_with(Default::default)
             .add_security_scheme(BEARER, SecurityScheme::Http(scheme));
+    }
+}
+
+/// Answers that any route behind the bearer token can give, whatever the route does.
+const GUARDED_ROUTE_ERRORS: [(&str, &str); 4] = [
+    ("401", "NO_TOKEN, INVALID_TOKEN or TOKEN_EXPIRED"),
+    ("429", "RATE_LIMITED, when rate limiting is on"),
+    (
+        "503",
+        "STORAGE_UNAVAILABLE or AUTH_UNAVAILABLE, with Retry-After",
+    ),
+    ("500", "INTERNAL"),
+];
+
+/// Adds [`GUARDED_ROUTE_ERRORS`] to every operation that requires a token, so each handler's
+/// annotation lists only the answers of its own.
+struct GuardedRouteErrors;
+
+impl Modify for GuardedRouteErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let operations = openapi
+            .paths
+            .paths
+            .values_mut()
+            .flat_map(|item: &mut PathItem| {
+                [
+                    &mut item.get,
+                    &mut item.post,
+                    &mut item.put,
+                    &mut item.delete,
+                    &mut item.patch,
+                ]
+            });
+        for operation in operations.flatten() {
+            if operation.security.as_ref().is_none_or(Vec::is_empty) {
+                continue;
+            }
+            for (status, description) in GUARDED_ROUTE_ERRORS {
+                let body = ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build();
+                let response = ResponseBuilder::new()
+                    .description(description)
+                    .content("application/json", body)
+                    .build();
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert(response.into());
+            }
+        }
     }
 }
 

@@ -36,14 +36,6 @@ struct StatsResponse {
             body = StatsResponse
         ),
         (status = 400, description = "INVALID_QUERY: a bad tz or weekStart", body = ErrorBody),
-        (status = 401, description = "NO_TOKEN, INVALID_TOKEN or TOKEN_EXPIRED", body = ErrorBody),
-        (status = 429, description = "RATE_LIMITED, when rate limiting is on", body = ErrorBody),
-        (
-            status = 503,
-            description = "STORAGE_UNAVAILABLE or AUTH_UNAVAILABLE, with Retry-After",
-            body = ErrorBody
-        ),
-        (status = 500, description = "INTERNAL", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
