@@ -1,4 +1,4 @@
-//! `usage-bench`: the load driver of the usage service (see `docs/benchmarks.md`).
+//! `usage-bench`: the load driver of the usage service (see the README's "Benchmarks").
 //!
 //! It runs the real `usage-service` binary on a loopback port and measures, in order:
 //! sync ingest at several concurrencies ([`ingest`]), the store's own insert bound through
