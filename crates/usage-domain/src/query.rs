@@ -112,9 +112,30 @@ fn parse_bound(raw: &str, tz: Tz, bound: Bound) -> Option<DateTime<Utc>> {
             Bound::End => end_of_day(date, tz),
         });
     }
+    parse_date_time(raw).or_else(|| {
+        restore_offset_plus(raw)
+            .as_deref()
+            .and_then(parse_date_time)
+    })
+}
+
+fn parse_date_time(raw: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(raw)
         .ok()
         .map(|at| at.with_timezone(&Utc))
+}
+
+/// An unencoded `+` in a query string arrives as a space: `...T10:00:00 01:00` was meant as
+/// `...T10:00:00+01:00`. Only the space before a trailing `HH:MM` offset is given back.
+fn restore_offset_plus(raw: &str) -> Option<String> {
+    let (date_time, offset) = raw.rsplit_once(' ')?;
+    let is_offset = offset.len() == 5
+        && offset.as_bytes()[2] == b':'
+        && offset
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| i == 2 || b.is_ascii_digit());
+    (is_offset && date_time.contains('T')).then(|| format!("{date_time}+{offset}"))
 }
 
 #[cfg(test)]
@@ -153,6 +174,21 @@ mod tests {
             Some(DateTime::from_timestamp_millis(1_796_299_200_000).unwrap())
         );
         assert_eq!(query.tz, Tz::UTC);
+    }
+
+    #[test]
+    fn an_offset_whose_plus_was_decoded_as_a_space_is_read_as_meant() {
+        let query = SummaryQuery::parse(Some("2026-12-01T10:00:00 01:00"), None, None).unwrap();
+        assert_eq!(
+            query.start,
+            Some(Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap())
+        );
+        let spaced = SummaryQuery::parse(Some("2026-12-01 10:00:00Z"), None, None).unwrap();
+        assert_eq!(
+            spaced.start,
+            Some(Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap())
+        );
+        assert!(SummaryQuery::parse(Some("2026-12-01T10:00:00 1:00"), None, None).is_err());
     }
 
     #[test]
