@@ -101,6 +101,12 @@ impl Metrics {
         for reason in RecordError::KINDS {
             records_rejected.with_label_values(&[reason]);
         }
+        // Zeros from the start, so the first failure is an increase a rate() can see.
+        for operation in store::OPERATIONS {
+            for kind in store::KINDS {
+                store_errors.with_label_values(&[operation, kind]);
+            }
+        }
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(records_stored.clone()))?;
@@ -232,7 +238,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rendered_text_names_every_family_and_a_zero_per_rejection_reason() {
+    fn rendered_text_names_every_family_with_zeros_for_rejections_and_store_errors() {
         let metrics = Metrics::new(Some(Arc::default())).unwrap();
         metrics.observe_request("GET", "/healthz", 200, 0.003);
         metrics.record_store_error("insert_new", "unavailable");
@@ -243,6 +249,7 @@ mod tests {
             "usage_records_stored_total 0",
             "usage_records_rejected_total{reason=\"too_old\"} 0",
             "usage_store_errors_total{kind=\"unavailable\",operation=\"insert_new\"} 1",
+            "usage_store_errors_total{kind=\"internal\",operation=\"delete_older_than\"} 0",
             "usage_auth_accepted_total 0",
         ] {
             assert!(text.contains(family), "missing {family} in:\n{text}");

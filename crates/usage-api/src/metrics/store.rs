@@ -12,6 +12,19 @@ use usage_domain::{
 
 use super::Metrics;
 
+/// The `operation` labels of `usage_store_errors_total`: one per port method.
+pub(super) const OPERATIONS: [&str; 7] = [
+    "insert_new",
+    "summary_groups",
+    "window_totals",
+    "export_page",
+    "delete_user",
+    "delete_older_than",
+    "ping",
+];
+/// The `kind` labels of `usage_store_errors_total`, one per [`RepositoryError`] variant.
+pub(super) const KINDS: [&str; 2] = ["unavailable", "internal"];
+
 /// Wraps the configured store so that `usage_store_errors_total` sees every failure, from
 /// routes and from the purge task alike, without the adapters knowing about metrics.
 #[derive(Debug)]
@@ -121,6 +134,10 @@ mod tests {
         let text = metrics.render().unwrap();
         let failed = "usage_store_errors_total{kind=\"unavailable\",operation=\"ping\"} 1";
         assert!(text.contains(failed), "{text}");
-        assert!(!text.contains("operation=\"delete_user\""), "{text}");
+        for kind in KINDS {
+            let untouched =
+                format!("usage_store_errors_total{{kind=\"{kind}\",operation=\"delete_user\"}} 0");
+            assert!(text.contains(&untouched), "{text}");
+        }
     }
 }
