@@ -114,6 +114,7 @@ pub struct AppOptions {
     /// A store URL of the test's own; `None` gives a fresh store of the suite's kind.
     pub database_url: Option<String>,
     pub body_timeout_seconds: u64,
+    pub header_timeout_seconds: u64,
     pub max_body_bytes: usize,
     pub max_batch_records: usize,
     pub retention_days: u32,
@@ -125,6 +126,7 @@ impl Default for AppOptions {
         Self {
             database_url: None,
             body_timeout_seconds: defaults.body_timeout_seconds,
+            header_timeout_seconds: defaults.header_timeout_seconds,
             max_body_bytes: defaults.max_body_bytes,
             max_batch_records: defaults.max_batch_records,
             retention_days: defaults.retention_days,
@@ -145,6 +147,7 @@ impl TestApp {
                 .database_url
                 .unwrap_or_else(|| store.fresh_url(dir.path())),
             body_timeout_seconds: options.body_timeout_seconds,
+            header_timeout_seconds: options.header_timeout_seconds,
             jwt_secret: Some(Secret::new(SECRET)),
             max_body_bytes: options.max_body_bytes,
             max_batch_records: options.max_batch_records,

@@ -162,3 +162,29 @@ async fn a_client_that_trickles_its_body_is_cut_off_with_408() {
         "cut off near the 2-second deadline"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let options = AppOptions {
+        header_timeout_seconds: 1,
+        ..AppOptions::default()
+    };
+    let app = TestApp::spawn_with(TestStore::Sqlite, options).await;
+    let mut stream = std::net::TcpStream::connect(app.address).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = Instant::now();
+    // A request line and one header, then silence: the blank line that ends a head never comes.
+    write!(stream, "POST /api/usage/sync HTTP/1.1\r\nHost: t\r\n").unwrap();
+
+    let mut response = String::new();
+    let read = stream.read_to_string(&mut response);
+
+    assert!(read.is_ok(), "the server closes the connection: {read:?}");
+    assert!(response.starts_with("HTTP/1.1 408"), "got: {response:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "cut off near the 1-second deadline, not by the test's own read timeout"
+    );
+}

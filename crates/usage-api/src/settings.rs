@@ -45,6 +45,7 @@ pub const KEYS: &[&str] = &[
     "cors_allowed_origins",
     "rate_limit_per_minute",
     "body_timeout_seconds",
+    "header_timeout_seconds",
 ];
 
 /// A secret whose `Debug` output never shows the value.
@@ -135,6 +136,10 @@ pub struct Settings {
     /// hold a connection and its buffer forever (actix-web bounds only the request head).
     #[validate(range(min = 1, max = 3_600))]
     pub body_timeout_seconds: u64,
+    /// Longest time to receive a request's head (request line and headers), so a client
+    /// that sends its headers a byte at a time cannot hold a connection open.
+    #[validate(range(min = 1, max = 300))]
+    pub header_timeout_seconds: u64,
 }
 
 impl Default for Settings {
@@ -166,6 +171,7 @@ impl Default for Settings {
             cors_allowed_origins: CorsOrigins::None,
             rate_limit_per_minute: 0,
             body_timeout_seconds: 60,
+            header_timeout_seconds: 10,
         }
     }
 }
@@ -284,6 +290,8 @@ mod tests {
         assert_eq!(settings.retention_days, 90);
         assert_eq!(settings.max_body_bytes, 32 * 1024 * 1024);
         assert_eq!(settings.max_batch_records, 1_000);
+        assert_eq!(settings.body_timeout_seconds, 60);
+        assert_eq!(settings.header_timeout_seconds, 10);
         assert!(settings.jwt_secret.is_none());
     }
 

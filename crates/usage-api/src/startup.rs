@@ -25,9 +25,6 @@ use crate::routes;
 use crate::settings::Settings;
 use crate::telemetry::{RequestSpan, echo_request_id};
 
-/// How long a client may take to send its request head.
-const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// What the handlers share.
 #[derive(Debug)]
 pub struct AppState {
@@ -172,7 +169,7 @@ impl Application {
                 .default_service(web::to(routes::not_found))
         })
         .shutdown_timeout(settings.shutdown_timeout_seconds)
-        .client_request_timeout(REQUEST_HEAD_TIMEOUT);
+        .client_request_timeout(Duration::from_secs(settings.header_timeout_seconds));
         if let Some(workers) = settings.workers {
             server = server.workers(workers);
         }
