@@ -13,6 +13,11 @@ cargo fmt --all -- --check
 step "lints (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The crash test that kills the database server too runs a stand-in of its own, whatever
+# server the other tests use, so the stand-in is installed in every case.
+step "installing the MongoDB wire-protocol stand-in"
+bash tests/support/mongo/start.sh --install-only
+
 # The MongoDB server for the tests, in order of preference: the one USAGE_TEST_MONGODB_URI
 # names; a throwaway MongoDB container when a Docker engine answers; else the stand-in.
 cleanup=()

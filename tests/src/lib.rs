@@ -6,3 +6,4 @@ pub mod gate;
 pub mod http;
 pub mod http_suite;
 pub mod records;
+pub mod standin;

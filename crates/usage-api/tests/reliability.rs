@@ -1,7 +1,8 @@
 //! The real binary under faults: killed mid-load, and stopped while a request is in flight.
 //!
 //! The client treats a 2xx as "stored" and re-sends anything else, so after a SIGKILL and a
-//! restart, re-sending every unacknowledged batch must leave each record stored exactly once.
+//! restart, re-sending every unacknowledged batch must leave each record stored exactly once,
+//! whether only the service was killed or the database server with it.
 
 mod support;
 
@@ -16,6 +17,7 @@ use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
 use support::{listening_address, signal, start};
 use usage_tests::http::{SECRET, TestStore, token};
+use usage_tests::standin::StandIn;
 
 const USER: &str = "crash-user";
 
@@ -93,7 +95,9 @@ async fn send(client: &reqwest::Client, base: &str, body: &Value) -> Option<Valu
     response.json().await.ok()
 }
 
-async fn crash_and_recover(database_url: &str, load: Load) {
+/// Loads the service, kills it (and `server`, when given) with SIGKILL mid-load, restarts
+/// both, re-sends every unacknowledged batch and checks each record is stored once.
+async fn crash_and_recover(database_url: &str, load: Load, mut server: Option<&mut StandIn>) {
     let dir = tempfile::tempdir().unwrap();
     let first = serve(dir.path(), database_url);
     let client = reqwest::Client::new();
@@ -125,6 +129,9 @@ async fn crash_and_recover(database_url: &str, load: Load) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     signal(&first.child, "-KILL");
+    if let Some(server) = server.as_deref_mut() {
+        server.kill();
+    }
     for worker in workers {
         worker.await.unwrap();
     }
@@ -137,6 +144,9 @@ async fn crash_and_recover(database_url: &str, load: Load) {
     );
 
     // Restarted on the same store, the clients re-send every batch without a 2xx.
+    if let Some(server) = server {
+        server.restart();
+    }
     let second = serve(dir.path(), database_url);
     for b in (0..load.batches).filter(|b| !acked_before.contains(b)) {
         let answer = send(&client, &second.base, &batch(b, load.per_batch))
@@ -179,14 +189,22 @@ async fn crash_and_recover(database_url: &str, load: Load) {
 async fn after_a_sigkill_mid_load_every_record_is_stored_exactly_once_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("crash.sqlite3").display());
-    crash_and_recover(&url, SQLITE_LOAD).await;
+    crash_and_recover(&url, SQLITE_LOAD, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_sigkill_mid_load_every_record_is_stored_exactly_once_on_mongodb() {
     let dir = tempfile::tempdir().unwrap();
     let url = TestStore::Mongo.fresh_url(dir.path());
-    crash_and_recover(&url, MONGO_LOAD).await;
+    crash_and_recover(&url, MONGO_LOAD, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_sigkill_of_the_service_and_mongodb_together_every_record_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = StandIn::start(dir.path());
+    let url = server.uri("crash");
+    crash_and_recover(&url, MONGO_LOAD, Some(&mut server)).await;
 }
 
 #[test]

@@ -6,8 +6,11 @@ starts it, works around the few places where it differs from MongoDB's documente
 (each patch below says which), announces the URI, and serves until it receives SIGTERM or
 SIGINT.
 
-    python standin.py [--host 127.0.0.1] [--port 0] [--uri-file PATH]
+    python standin.py [--host 127.0.0.1] [--port 0] [--uri-file PATH] [--db-file PATH]
     python standin.py --check URI      # exit 0 when a server at URI answers `ping`
+
+With --db-file the data lives in that SQLite file (mongoeco's SQLite engine) and survives a
+restart, even after SIGKILL; without it the server is in memory.
 
 Without --uri-file the URI is printed as one line on stdout.
 """
@@ -206,7 +209,8 @@ def announce(uri: str, uri_file: str | None) -> None:
     os.replace(partial.name, uri_file)
 
 
-async def serve(host: str, port: int, uri_file: str | None) -> None:
+async def serve(host: str, port: int, uri_file: str | None, db_file: str | None) -> None:
+    from mongoeco.engines.sqlite import SQLiteEngine
     from mongoeco.wire import AsyncMongoEcoProxyServer
 
     coerce_cursor_ids_to_int64()
@@ -218,7 +222,8 @@ async def serve(host: str, port: int, uri_file: str | None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    async with AsyncMongoEcoProxyServer(host=host, port=port, engine=None) as server:
+    engine = None if db_file is None else SQLiteEngine(path=db_file)
+    async with AsyncMongoEcoProxyServer(host=host, port=port, engine=engine) as server:
         announce(server.address.uri, uri_file)
         print(f"standin: serving {server.address.uri}", file=sys.stderr, flush=True)
         await stop.wait()
@@ -245,11 +250,12 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--uri-file", help="write the URI here instead of stdout")
+    parser.add_argument("--db-file", help="keep the data in this SQLite file, not in memory")
     parser.add_argument("--check", metavar="URI", help="only ping the server at URI")
     args = parser.parse_args()
     if args.check:
         return check(args.check)
-    asyncio.run(serve(args.host, args.port, args.uri_file))
+    asyncio.run(serve(args.host, args.port, args.uri_file, args.db_file))
     return 0
 
 

@@ -8,6 +8,8 @@
 # Usage:
 #   eval "$(tests/support/mongo/start.sh)"   # exports USAGE_TEST_MONGODB_URI
 #   tests/support/mongo/stop.sh               # stops it again
+#   tests/support/mongo/start.sh --install-only   # only installs it, for tests that start
+#                                                 # stand-ins of their own
 #
 # Environment:
 #   USAGE_MONGO_VENV     virtual environment to use or create
@@ -103,6 +105,10 @@ start_standin() {
 }
 
 main() {
+    if [[ "${1:-}" == "--install-only" ]]; then
+        ensure_venv
+        return 0
+    fi
     mkdir -p "$run_dir"
     ensure_venv
     if already_running; then
