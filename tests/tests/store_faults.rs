@@ -71,6 +71,65 @@ async fn a_locked_sqlite_file_answers_503_and_the_retry_stores_each_record_once(
     assert_eq!(total(&app, "alice").await, 30);
 }
 
+/// Files whose inode refuses every write (`chattr +i`), even through descriptors already
+/// open, as a file on a disk that went read-only does; writable again when dropped.
+struct Unwritable(Vec<std::path::PathBuf>);
+
+impl Unwritable {
+    fn make(files: Vec<std::path::PathBuf>) -> Self {
+        let status = std::process::Command::new("chattr")
+            .arg("+i")
+            .args(&files)
+            .status();
+        assert!(
+            status.as_ref().is_ok_and(|status| status.success()),
+            "chattr +i failed ({status:?}): this test needs root (or CAP_LINUX_IMMUTABLE) and \
+             a temporary directory on ext4, xfs or btrfs"
+        );
+        Self(files)
+    }
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .args(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_file_that_refuses_writes_answers_503_and_the_retry_stores_each_record_once() {
+    let app = TestApp::spawn(TestStore::Sqlite).await;
+    let path = app
+        .settings
+        .database_url
+        .trim_start_matches("sqlite://")
+        .to_owned();
+    json_body(
+        app.sync_records("alice", &batch("before", 10)).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    // The database and its write-ahead log refuse writes. (Not the `-shm` index: SQLite maps
+    // it into memory, and a write fault there is a SIGBUS no process survives.)
+    let unwritable = Unwritable::make(vec![path.clone().into(), format!("{path}-wal").into()]);
+    let during = batch("during", 20);
+    expect_unavailable(app.sync_records("alice", &during).await).await;
+    expect_unavailable(app.sync_records("alice", &during).await).await;
+    assert_eq!(total(&app, "alice").await, 10, "readers still work");
+
+    drop(unwritable);
+    let retry = json_body(app.sync_records("alice", &during).await, StatusCode::OK).await;
+    assert_eq!(
+        retry["synced"], 20,
+        "nothing of the refused batch was kept: {retry}"
+    );
+    assert_eq!(total(&app, "alice").await, 30);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_mongodb_server_answers_503_and_service_resumes_when_it_returns() {
     let gate = Gate::start(mongo_server_address()).await;
