@@ -132,17 +132,24 @@ async fn hostile_bodies_get_spec_answers_and_the_service_stays_up() {
     assert_eq!(json_body(alive, StatusCode::OK).await["synced"], 1);
 }
 
+/// An app with `options`, and a raw TCP connection to it whose reads give up after 20 s, well
+/// after any deadline the tests set, so a server that never cuts off fails the test.
+async fn raw_connection(options: AppOptions) -> (TestApp, std::net::TcpStream) {
+    let app = TestApp::spawn_with(TestStore::Sqlite, options).await;
+    let stream = std::net::TcpStream::connect(app.address).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    (app, stream)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_trickles_its_body_is_cut_off_with_408() {
     let options = AppOptions {
         body_timeout_seconds: 2,
         ..AppOptions::default()
     };
-    let app = TestApp::spawn_with(TestStore::Sqlite, options).await;
-    let mut stream = std::net::TcpStream::connect(app.address).expect("connects");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    let (_app, mut stream) = raw_connection(options).await;
     let started = Instant::now();
     write!(
         stream,
@@ -169,11 +176,7 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
         header_timeout_seconds: 1,
         ..AppOptions::default()
     };
-    let app = TestApp::spawn_with(TestStore::Sqlite, options).await;
-    let mut stream = std::net::TcpStream::connect(app.address).expect("connects");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    let (_app, mut stream) = raw_connection(options).await;
     let started = Instant::now();
     // A request line and one header, then silence: the blank line that ends a head never comes.
     write!(stream, "POST /api/usage/sync HTTP/1.1\r\nHost: t\r\n").unwrap();

@@ -36,8 +36,8 @@ async fn expect_unavailable(response: reqwest::Response) {
     assert!(retry_after.is_some(), "a 503 says when to retry");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_locked_sqlite_file_answers_503_and_the_retry_stores_each_record_once() {
+/// An app on a fresh SQLite file, the file's path, and ten records of alice's stored.
+async fn sqlite_app_with_ten_records() -> (TestApp, String) {
     let app = TestApp::spawn(TestStore::Sqlite).await;
     let path = app
         .settings
@@ -49,6 +49,12 @@ async fn a_locked_sqlite_file_answers_503_and_the_retry_stores_each_record_once(
         StatusCode::OK,
     )
     .await;
+    (app, path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_sqlite_file_answers_503_and_the_retry_stores_each_record_once() {
+    let (app, path) = sqlite_app_with_ten_records().await;
 
     // Another process holds the write lock longer than the service's busy timeout.
     let blocker = rusqlite::Connection::open(&path).expect("the database opens");
@@ -101,17 +107,7 @@ impl Drop for Unwritable {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_file_that_refuses_writes_answers_503_and_the_retry_stores_each_record_once() {
-    let app = TestApp::spawn(TestStore::Sqlite).await;
-    let path = app
-        .settings
-        .database_url
-        .trim_start_matches("sqlite://")
-        .to_owned();
-    json_body(
-        app.sync_records("alice", &batch("before", 10)).await,
-        StatusCode::OK,
-    )
-    .await;
+    let (app, path) = sqlite_app_with_ten_records().await;
 
     // The database and its write-ahead log refuse writes. (Not the `-shm` index: SQLite maps
     // it into memory, and a write fault there is a SIGBUS no process survives.)
