@@ -22,8 +22,10 @@ pub(super) const OPERATIONS: [&str; 7] = [
     "delete_older_than",
     "ping",
 ];
+const UNAVAILABLE: &str = "unavailable";
+const INTERNAL: &str = "internal";
 /// The `kind` labels of `usage_store_errors_total`, one per [`RepositoryError`] variant.
-pub(super) const KINDS: [&str; 2] = ["unavailable", "internal"];
+pub(super) const KINDS: [&str; 2] = [UNAVAILABLE, INTERNAL];
 
 /// Wraps the configured store so that `usage_store_errors_total` sees every failure, from
 /// routes and from the purge task alike, without the adapters knowing about metrics.
@@ -44,9 +46,13 @@ impl MeteredRepository {
         result: Result<T, RepositoryError>,
     ) -> Result<T, RepositoryError> {
         if let Err(error) = &result {
+            debug_assert!(
+                OPERATIONS.contains(&operation),
+                "{operation} is missing from OPERATIONS, so its series does not start at zero"
+            );
             let kind = match error {
-                RepositoryError::Unavailable(_) => "unavailable",
-                RepositoryError::Internal(_) => "internal",
+                RepositoryError::Unavailable(_) => UNAVAILABLE,
+                RepositoryError::Internal(_) => INTERNAL,
             };
             self.metrics.record_store_error(operation, kind);
         }
